@@ -58,7 +58,7 @@ class UnknownComponentError(RankstackError, KeyError):
         text = f"unknown {kind} {name!r}"
         if close:
             text += f"; did you mean {' or '.join(repr(c) for c in close)}?"
-        text += f" Registered {kind}s: {', '.join(self.known) or '(none)'}"
+        text += f" (registered: {', '.join(self.known) or 'none'})"
         self.message = text
         super().__init__(text)
 

@@ -161,9 +161,14 @@ def resolve_collection(name_or_path: str | Path, data_root: str | Path | None = 
     root = Path(data_root) if data_root else default_data_root()
     if not p.is_absolute() and (root / p).is_dir():
         return root / p
+    import difflib
+
+    known = sorted(c.name for c in root.iterdir() if c.is_dir()) if root.is_dir() else []
+    close = difflib.get_close_matches(str(name_or_path), known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
     raise InputError(f"collection {str(name_or_path)!r} is neither a folder nor a name under the "
-                     f"data root {str(root)!r}", fix=f"pass a BEIR folder, or set --data-root / "
-                     f"${DATA_ROOT_ENV}")
+                     f"data root {str(root)!r}", fix=f"{hint}pass a BEIR folder, or set --data-root / "
+                     f"${DATA_ROOT_ENV}" + (f"; collections there: {', '.join(known)}" if known else ""))
 
 
 class Collection:
