@@ -1,1 +1,38 @@
-"""rankstack."""
+"""rankstack: build, train, evaluate and serve neural ranking pipelines on a CPU, offline.
+
+Re-exports only. Importing rankstack never imports torch, faiss or lightgbm: heavy backends load
+when a component that needs them is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from rankstack.errors import InputError, MissingDependencyError, RankstackError, UnknownComponentError
+from rankstack.registry import Context, build, register
+from rankstack.types import Qrels, Queries, Run
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Collection": "rankstack.data.beir",
+    "read_run": "rankstack.data.trec",
+    "write_run": "rankstack.data.trec",
+    "read_qrels": "rankstack.data",
+    "read_letor": "rankstack.data.letor",
+    "evaluate": "rankstack.evaluate",
+    "compare": "rankstack.evaluate",
+    "Stage": "rankstack.pipeline.stage",
+    "parse_pipeline": "rankstack.pipeline.expression",
+    "BM25Retriever": "rankstack.retrieve.bm25",
+}
+
+__all__ = ["Queries", "Run", "Qrels", "RankstackError", "InputError", "UnknownComponentError",
+           "MissingDependencyError", "Context", "build", "register", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rankstack' has no attribute {name!r}")

@@ -1,0 +1,115 @@
+"""Registry specs with did-you-mean errors; Stage composition with >> and % k; expressions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rankstack.errors import InputError, UnknownComponentError
+from rankstack.pipeline.expression import parse_pipeline
+from rankstack.pipeline.stage import FunctionStage, Stage
+from rankstack.registry import Context, build, names, parse_spec, register
+from rankstack.types import Queries, Run
+
+
+class Scale(Stage):
+    """Multiplies scores; a toy reranker."""
+
+    def __init__(self, factor: float = 2.0) -> None:
+        self.factor = factor
+        self.name = f"scale({factor})"
+
+    def transform(self, inp):
+        return inp.replace(scores=inp.scores * self.factor)
+
+
+class Constant(Stage):
+    """Retrieves documents d0..d9 with descending scores for every query."""
+
+    name = "constant"
+
+    def transform(self, inp):
+        qids = np.repeat(np.array(inp.qids), 10)
+        docids = np.tile(np.array([f"d{i}" for i in range(10)]), len(inp.qids))
+        scores = np.tile(np.arange(10, 0, -1, dtype=float), len(inp.qids))
+        return Run(qids, docids, scores, name="constant")
+
+
+@register("test-constant", kind="retriever")
+def _constant() -> Stage:
+    return Constant()
+
+
+@register("test-scale", kind="reranker")
+def _scale(factor: float = 2.0) -> Stage:
+    return Scale(factor)
+
+
+QUERIES = Queries(("q1", "q2"), ("one", "two"))
+
+
+def test_then_and_cutoff():
+    pipe = Constant() % 3 >> Scale(10)
+    run = pipe(QUERIES)
+    assert run.to_dict()["q1"] == {"d0": 100.0, "d1": 90.0, "d2": 80.0}
+    assert run.queries is QUERIES  # query texts travel with the run
+    assert "constant % 3 >> scale(10)" == repr(pipe)
+
+
+def test_cutoff_rejects_bad_k():
+    with pytest.raises(InputError):
+        Constant() % 0
+    with pytest.raises(InputError):
+        Constant() % 2.5  # type: ignore[operator]
+
+
+def test_stage_rejects_wrong_input():
+    with pytest.raises(InputError, match="takes Queries or a Run"):
+        Constant()(["q1"])  # type: ignore[arg-type]
+
+
+def test_function_stage():
+    stage = FunctionStage(lambda inp: Constant()(inp).top_k(1), name="first")
+    assert len(stage(QUERIES)) == 2
+
+
+def test_build_from_spec_and_unknown_names():
+    assert isinstance(build({"name": "test-scale", "args": {"factor": 3}}), Scale)
+    assert "test-constant" in names("retriever")
+    with pytest.raises(UnknownComponentError) as info:
+        build("test-constnt")
+    assert "did you mean 'test-constant'" in str(info.value)
+    with pytest.raises(InputError, match="did you mean 'factor'"):
+        build({"name": "test-scale", "args": {"factr": 3}})
+    with pytest.raises(InputError, match="no 'name'"):
+        parse_spec({"args": {}})
+    with pytest.raises(InputError, match="unknown keys"):
+        parse_spec({"name": "x", "argz": {}})
+
+
+def test_expression_precedence_and_args():
+    # names with dashes are not identifiers; register identifier aliases for the expression test
+    register("tconst", kind="retriever")(_constant)
+    register("tscale", kind="reranker")(_scale)
+    pipe = parse_pipeline("tconst % 4 >> tscale(factor=0.5)")
+    run = pipe(QUERIES)
+    assert run.to_dict()["q2"] == {"d0": 5.0, "d1": 4.5, "d2": 4.0, "d3": 3.5}
+    assert len(parse_pipeline("(tconst >> tscale) % 2")(QUERIES)) == 4
+
+
+def test_expression_errors():
+    with pytest.raises(InputError, match="cannot parse"):
+        parse_pipeline("bm25 >>")
+    with pytest.raises(InputError, match="positive integer"):
+        parse_pipeline("bm25 % -3", Context())
+    with pytest.raises(InputError, match="empty"):
+        parse_pipeline("  ")
+    with pytest.raises(UnknownComponentError, match="did you mean 'bm25'"):
+        parse_pipeline("bm2")
+    with pytest.raises(InputError, match="unexpected"):
+        parse_pipeline("1 + 2")
+
+
+def test_expression_definitions():
+    pipe = parse_pipeline("base % 2", definitions={"base": Constant()})
+    assert len(pipe(QUERIES)) == 4
