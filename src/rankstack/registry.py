@@ -76,7 +76,6 @@ def _load_builtins() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     for module in COMPONENT_MODULES:
         try:
             importlib.import_module(module)
@@ -84,6 +83,7 @@ def _load_builtins() -> None:
             if exc.name and module.startswith(exc.name):
                 continue  # this module is not part of this build
             raise
+    _loaded = True
 
 
 def names(kind: str | None = None) -> list[str]:

@@ -32,6 +32,7 @@ FORMAT_VERSION = 1
 KIND = "bm25-index"
 METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 FIELDS = ("title", "text")
+TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # bm25s's default: words of 2+ characters
 
 
 def _check_params(k1: float, b: float, method: str, fields: Sequence[str]) -> None:
@@ -59,14 +60,21 @@ class BM25Retriever(Stage):
 
     def __init__(self, k1: float = 0.9, b: float = 0.4, method: str = "lucene",
                  stopwords: str | list[str] | None = "en", stemmer: str | None = "english",
-                 fields: Sequence[str] = FIELDS, k: int = 1000, threads: int = 0) -> None:
+                 fields: Sequence[str] = FIELDS, k: int = 1000, threads: int = 0,
+                 token_pattern: str = TOKEN_PATTERN) -> None:
         _check_params(k1, b, method, fields)
+        try:
+            import re
+
+            re.compile(token_pattern)
+        except (re.error, TypeError) as exc:
+            raise InputError(f"bm25: token_pattern {token_pattern!r} is not a regular expression ({exc})") from None
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"bm25: k must be a positive integer, got {k!r}")
         self.params = BM25Params(k1=float(k1), b=float(b), method=method,
                                  stopwords=stopwords if stopwords is None or isinstance(stopwords, str)
                                  else list(stopwords),
-                                 stemmer=stemmer, fields=list(fields))
+                                 stemmer=stemmer, fields=list(fields), token_pattern=token_pattern)
         self.k = k
         self.threads = threads
         self._model: Any = None
@@ -89,7 +97,8 @@ class BM25Retriever(Stage):
         import bm25s
 
         return bm25s.tokenize(texts, lower=True, stopwords=self.params["stopwords"],
-                              stemmer=self._stemmer(), return_ids=False, show_progress=progress)
+                              stemmer=self._stemmer(), token_pattern=self.params["token_pattern"],
+                              return_ids=False, show_progress=progress)
 
     def _doc_text(self, doc: Document) -> str:
         parts = [doc.title if f == "title" else doc.text for f in self.params["fields"]]
@@ -178,7 +187,8 @@ class BM25Retriever(Stage):
         manifest = read_manifest(path, KIND, (FORMAT_VERSION,), verify=verify)
         p = manifest["params"]
         retriever = cls(k1=p["k1"], b=p["b"], method=p["method"], stopwords=p["stopwords"],
-                        stemmer=p["stemmer"], fields=p["fields"], k=k, threads=threads)
+                        stemmer=p["stemmer"], fields=p["fields"], k=k, threads=threads,
+                        token_pattern=p.get("token_pattern", TOKEN_PATTERN))
         retriever._model = bm25s.BM25.load(str(path / "bm25s"), show_progress=False, allow_pickle=False)
         docids = json.loads((path / "docids.json").read_text("utf-8"))
         if len(docids) != manifest.get("num_docs"):
@@ -207,14 +217,14 @@ def _cache_key(collection: Collection, params: dict) -> str:
 def build_bm25(context: Context | None = None, k1: float = 0.9, b: float = 0.4, method: str = "lucene",
                stopwords: str | list[str] | None = "en", stemmer: str | None = "english",
                fields: Sequence[str] = FIELDS, k: int = 1000, threads: int = 0,
-               index: str | None = None) -> BM25Retriever:
+               token_pattern: str = TOKEN_PATTERN, index: str | None = None) -> BM25Retriever:
     """BM25 over the context's collection (or a saved ``index``); cached on disk when a cache folder is set."""
     if index is not None:
         return BM25Retriever.load(index, k=k, threads=threads)
     if context is None or context.collection is None:
         raise InputError("bm25 needs a collection or an index", fix="pass --collection or args.index")
     retriever = BM25Retriever(k1=k1, b=b, method=method, stopwords=stopwords, stemmer=stemmer,
-                              fields=fields, k=k, threads=threads)
+                              fields=fields, k=k, threads=threads, token_pattern=token_pattern)
     coll = context.collection
     if context.cache_dir is not None:
         where = Path(context.cache_dir) / "bm25" / _cache_key(coll, dict(retriever.params))
