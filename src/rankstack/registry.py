@@ -7,12 +7,15 @@ Components register themselves with ``@register("bm25", kind="retriever")`` in t
 To keep ``import rankstack`` light (no torch, faiss or lightgbm), component modules are imported
 only when a name is looked up; ``COMPONENT_MODULES`` lists where built-ins live. A module that is not
 present in this build is skipped; one whose optional dependency is missing registers its names
-anyway (factories import heavy libraries lazily and raise MissingDependencyError when called).
+anyway (factories import heavy libraries lazily and raise MissingDependencyError when called). A
+module that fails to import for another reason is logged and named in any later unknown-name error,
+so one broken component never takes the others down.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +55,8 @@ class Context:
 
 
 _FACTORIES: dict[str, dict[str, Callable[..., Any]]] = {}
+_IMPORT_ERRORS: dict[str, BaseException] = {}
+log = logging.getLogger(__name__)
 _loaded = False
 
 
@@ -82,7 +87,11 @@ def _load_builtins() -> None:
         except ModuleNotFoundError as exc:
             if exc.name and module.startswith(exc.name):
                 continue  # this module is not part of this build
-            raise
+            _IMPORT_ERRORS[module] = exc
+        except Exception as exc:  # one broken component must not take down the others
+            _IMPORT_ERRORS[module] = exc
+    for module, exc in _IMPORT_ERRORS.items():
+        log.warning("components of %s are unavailable: %s: %s", module, type(exc).__name__, exc)
     _loaded = True
 
 
@@ -106,7 +115,11 @@ def lookup(name: str, kind: str | tuple[str, ...]) -> Callable[..., Any]:
         if name in _FACTORIES.get(k, {}):
             return _FACTORIES[k][name]
     known = {n for k in kinds for n in _FACTORIES.get(k, {})}
-    raise UnknownComponentError(name, "/".join(kinds), known)
+    error = UnknownComponentError(name, "/".join(kinds), known)
+    if _IMPORT_ERRORS:
+        broken = "; ".join(f"{m}: {type(e).__name__}: {e}" for m, e in _IMPORT_ERRORS.items())
+        error.message += f" [some component modules failed to load: {broken}]"
+    raise error
 
 
 def parse_spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
