@@ -35,6 +35,14 @@ FIELDS = ("title", "text")
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # bm25s's default: words of 2+ characters
 
 
+def _bm25s():
+    """Import bm25s and undo its import-time ``setLevel(DEBUG)``, which floods the console."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.WARNING)
+    return bm25s
+
+
 def _check_params(k1: float, b: float, method: str, fields: Sequence[str]) -> None:
     if not (isinstance(k1, (int, float)) and 0 <= k1 <= 100):
         raise InputError(f"bm25: k1 must be a number in [0, 100], got {k1!r}")
@@ -94,9 +102,7 @@ class BM25Retriever(Stage):
                              fix=f"choose one of {Stemmer.algorithms()}") from None
 
     def _tokenize(self, texts: list[str], progress: bool = False) -> list[list[str]]:
-        import bm25s
-
-        return bm25s.tokenize(texts, lower=True, stopwords=self.params["stopwords"],
+        return _bm25s().tokenize(texts, lower=True, stopwords=self.params["stopwords"],
                               stemmer=self._stemmer(), token_pattern=self.params["token_pattern"],
                               return_ids=False, show_progress=progress)
 
@@ -113,8 +119,7 @@ class BM25Retriever(Stage):
         return retriever
 
     def index(self, documents: Iterable[Document]) -> BM25Retriever:
-        import bm25s
-
+        bm25s = _bm25s()
         docs = list(documents)
         if not docs:
             raise InputError("bm25: cannot index an empty corpus")
@@ -181,8 +186,7 @@ class BM25Retriever(Stage):
 
     @classmethod
     def load(cls, path: str | Path, k: int = 1000, threads: int = 0, verify: bool = True) -> BM25Retriever:
-        import bm25s
-
+        bm25s = _bm25s()
         path = Path(path)
         manifest = read_manifest(path, KIND, (FORMAT_VERSION,), verify=verify)
         p = manifest["params"]
