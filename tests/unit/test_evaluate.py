@@ -62,7 +62,7 @@ def test_unknown_names_suggest(text, suggestion):
 
 
 @pytest.mark.parametrize("text", ["ERR@10", "nDCG(rel=2)@10", "AP(gains=2)", "P@0", "P@x", "NumRet@10",
-                                  "AP(rel=x)", "", "@10"])
+                                  "AP(rel=x)", "AP(rel=0)", "AP(rel=-1)", "", "@10"])
 def test_invalid_names(text):
     with pytest.raises(InputError):
         parse_measure(text)
@@ -138,6 +138,16 @@ def test_to_dict_is_plain(run, qrels):
     assert isinstance(ev, Evaluation)
     with pytest.raises(InputError, match="not evaluated"):
         ev["P@5"]
+
+
+def test_negative_labels_gain_nothing_like_trec_eval():
+    qd = {"q": {"a": -1, "b": 1, "c": 2}}
+    rd = {"q": {"a": 3.0, "b": 2.0, "c": 1.0, "x": 0.5}}
+    ref = pytrec_eval.RelevanceEvaluator(qd, {"ndcg", "ndcg_cut.2", "map"}).evaluate(rd)["q"]
+    ev = evaluate(Run.from_dict(rd), Qrels.from_dict(qd), ["nDCG", "nDCG@2", "AP"])
+    assert ev.mean["nDCG"] == pytest.approx(ref["ndcg"], abs=1e-12)
+    assert ev.mean["nDCG@2"] == pytest.approx(ref["ndcg_cut_2"], abs=1e-12)
+    assert ev.mean["AP"] == pytest.approx(ref["map"], abs=1e-12)
 
 
 def test_tie_rule_docid_descending():

@@ -159,10 +159,10 @@ def parse_measure(text: str) -> Measure:
                 raise _unknown(text, f"unsupported parameter {part!r} (only rel=N is supported)")
             if not rel_ok:
                 raise _unknown(text, f"{family} takes no rel= parameter")
-            try:
-                rel = int(value)
-            except ValueError:
-                raise _unknown(text, f"rel={value!r} is not an integer") from None
+            if not value.isdigit() or int(value) < 1:
+                raise _unknown(text, f"rel={value!r} is not a positive integer (as in trec_eval's "
+                                     f"relevance_level)")
+            rel = int(value)
     return Measure(family, cutoff, rel)
 
 
@@ -212,9 +212,10 @@ def _join(run: Run, qrels: Qrels, qids: np.ndarray) -> _Joined:
         n_doc = int(codes.max()) + 1
         r_key = qi.astype(np.int64) * n_doc + codes[: len(r_docids)]
         q_key = qrel_qi.astype(np.int64) * n_doc + codes[len(r_docids):]
-        # Qrels rows are sorted by (qid, docid) and codes keep string order, so q_key is sorted.
-        pos, found = _locate(q_key, r_key)
-        rel = np.where(found, qrel_rel[np.minimum(pos, len(q_key) - 1)], 0)
+        # Qrels rows come sorted by (qid, docid), so this sort is a cheap no-op kept for safety.
+        order = np.argsort(q_key, kind="stable")
+        pos, found = _locate(q_key[order], r_key)
+        rel = np.where(found, qrel_rel[order][np.minimum(pos, len(q_key) - 1)], 0)
     else:
         found = np.zeros(len(r_docids), dtype=bool)
         rel = np.zeros(len(r_docids), dtype=np.int64)
