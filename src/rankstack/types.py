@@ -27,11 +27,33 @@ def _str_array(values) -> np.ndarray:
     return arr
 
 
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Integer codes whose order is the string order of ``values`` (hash-based: O(n) + sort of uniques)."""
+    import pandas as pd
+
+    return pd.factorize(values, sort=True)[0]
+
+
+def _is_canonical(q_code: np.ndarray, d_code: np.ndarray, scores: np.ndarray) -> bool:
+    """O(n) check that rows are already in canonical order, so producers that sort pay no sort here."""
+    if len(q_code) < 2:
+        return True
+    dq = np.diff(q_code)
+    if (dq < 0).any():
+        return False
+    same_q = dq == 0
+    ds = np.diff(scores)
+    if (same_q & (ds > 0)).any():
+        return False
+    return not (same_q & (ds == 0) & (np.diff(d_code) >= 0)).any()
+
+
 def _canonical_codes(qids: np.ndarray, docids: np.ndarray, scores: np.ndarray):
     if len(qids) == 0:
         return np.arange(0), np.arange(0), np.arange(0)
-    _, q_code = np.unique(qids, return_inverse=True)
-    _, d_code = np.unique(docids, return_inverse=True)
+    q_code, d_code = _codes(qids), _codes(docids)
+    if _is_canonical(q_code, d_code, scores):
+        return np.arange(len(qids)), q_code, d_code
     # np.lexsort sorts by the last key first.
     return np.lexsort((-d_code, -scores, q_code)), q_code, d_code
 
@@ -118,9 +140,11 @@ class Run:
         qids, docids, scores = qids[order], docids[order], scores[order]
         if len(order):
             pair = q_code.astype(np.int64) * (int(d_code.max()) + 1) + d_code
-            uniq, first, counts = np.unique(pair, return_index=True, return_counts=True)
-            if len(uniq) != len(pair):
-                i = int(first[np.flatnonzero(counts > 1)[0]])
+            import pandas as pd
+
+            dup = pd.Series(pair).duplicated(keep="first").to_numpy()
+            if dup.any():
+                i = int(np.flatnonzero(dup)[0])
                 raise InputError(
                     f"document {docids0[i]!s} appears more than once for query {qids0[i]!s}",
                     fix="keep one score per (query, document)",

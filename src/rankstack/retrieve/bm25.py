@@ -136,6 +136,14 @@ class BM25Retriever(Stage):
         self._require_index()
         return len(self._docids)
 
+    def _doc_rank(self) -> np.ndarray:
+        """Position of each document id in string order, computed once per index, for tie-breaks."""
+        if getattr(self, "_doc_rank_cache", None) is None or len(self._doc_rank_cache) != len(self._docids):
+            rank = np.empty(len(self._docids), dtype=np.int64)
+            rank[np.argsort(self._docids, kind="stable")] = np.arange(len(self._docids))
+            self._doc_rank_cache = rank
+        return self._doc_rank_cache
+
     def _require_index(self) -> None:
         if self._model is None:
             raise InputError("bm25: the retriever has no index yet",
@@ -156,19 +164,25 @@ class BM25Retriever(Stage):
         threads = self.threads if self.threads else (os.cpu_count() or 1)
         idx, scores = self._model.retrieve(known, k=k, return_as="tuple", show_progress=len(known) > 2000,
                                            n_threads=threads if len(known) >= 64 else 1)
+        doc_rank = self._doc_rank()
         for row, i in enumerate(nonempty):
             keep = scores[row] > 0
-            out[i] = (self._docids[idx[row][keep]], scores[row][keep].astype(np.float64))
+            ids, sc = idx[row][keep], scores[row][keep].astype(np.float64)
+            order = np.lexsort((-doc_rank[ids], -sc))  # trec_eval order: ties by docid descending
+            out[i] = (self._docids[ids[order]], sc[order])
         return out
 
     def transform(self, inp: StageInput) -> Run:
         queries = queries_of(inp, "bm25")
         results = self.search(list(queries.texts))
-        qids = np.concatenate([np.full(len(d), q, dtype=object) for q, (d, _) in zip(queries.qids, results)]
-                              or [np.array([], dtype=object)])
-        docids = np.concatenate([d for d, _ in results] or [np.array([])])
-        scores = np.concatenate([s for _, s in results] or [np.array([])])
-        run = Run(qids.astype(str), docids.astype(str), scores, name="bm25", queries=queries)
+        # emit queries in qid (string) order: bm25s already sorts each list by score, so the Run
+        # usually finds its rows in canonical order and skips its own sort
+        order = sorted(range(len(queries)), key=lambda i: queries.qids[i])
+        sizes = [len(results[i][0]) for i in order]
+        qids = np.repeat(np.array([queries.qids[i] for i in order] or [""]), sizes) if order else np.array([])
+        docids = np.concatenate([results[i][0] for i in order] or [np.array([], dtype="<U1")])
+        scores = np.concatenate([results[i][1] for i in order] or [np.array([])])
+        run = Run(qids, docids, scores, name="bm25", queries=queries)
         if isinstance(inp, Run):  # as a reranker stage: keep only documents the input run has
             run = _restrict_to_input(run, inp)
         return run
