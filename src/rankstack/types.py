@@ -245,10 +245,22 @@ class Run:
         return out
 
     def to_pandas(self):
+        """A DataFrame with columns qid, docid, score, rank (PyTerrier-style), in canonical order."""
         import pandas as pd
 
         return pd.DataFrame({"qid": self.qids, "docid": self.docids, "score": self.scores,
                              "rank": self.ranks()})
+
+    @classmethod
+    def from_pandas(cls, frame, name: str = "run", queries: Queries | None = None) -> Run:
+        """Build from a DataFrame with columns qid, docid (or docno), score; other columns ignored."""
+        docid = "docid" if "docid" in frame.columns else "docno"
+        missing = [c for c in ("qid", docid, "score") if c not in frame.columns]
+        if missing:
+            raise InputError(f"DataFrame lacks column(s) {missing}; has {list(frame.columns)}",
+                             fix="name the columns qid, docid and score")
+        return cls(frame["qid"].astype(str).to_numpy(), frame[docid].astype(str).to_numpy(),
+                   frame["score"].to_numpy(dtype=np.float64), name=name, queries=queries)
 
     def __repr__(self) -> str:
         return f"Run(name={self.name!r}, queries={len(self.query_ids)}, rows={len(self)})"

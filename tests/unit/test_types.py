@@ -62,3 +62,12 @@ def test_queries_lookup_and_duplicates():
         q["zzz"]
     with pytest.raises(InputError, match="more than once"):
         Queries(("a", "a"), ("x", "y"))
+
+
+def test_pandas_round_trip():
+    run = Run.from_dict({"q1": {"a": 1.0, "b": 1.0}, "q2": {"c": 0.5}})
+    frame = run.to_pandas()
+    assert frame["rank"].tolist() == [1, 2, 1]
+    assert Run.from_pandas(frame).to_dict() == run.to_dict()
+    with pytest.raises(InputError, match="lacks column"):
+        Run.from_pandas(frame.drop(columns=["score"]))
