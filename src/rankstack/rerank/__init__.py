@@ -1,0 +1,26 @@
+"""Rerankers: a PairScorer base (batching, depth, fusion with the first stage) and its backends.
+
+Lazy re-exports: importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "PairScorer": "rankstack.rerank.base",
+    "combine_scores": "rankstack.rerank.base",
+    "normalise": "rankstack.rerank.base",
+    "CrossEncoderReranker": "rankstack.rerank.cross_encoder",
+    "save_cross_encoder": "rankstack.rerank.cross_encoder",
+    "bf16_supported": "rankstack.rerank.cross_encoder",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rankstack.rerank' has no attribute {name!r}")

