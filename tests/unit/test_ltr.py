@@ -199,3 +199,89 @@ def test_cli_ltr_cv_bad_model(letor_dir: Path, capsys) -> None:
     assert "not valid JSON" in capsys.readouterr().err
     assert main(["ltr", "cv", "--folds", str(letor_dir), "--model", "lambdamrt"]) == 2
     assert "did you mean 'lambdamart'" in capsys.readouterr().err
+
+
+# neural scorers -------------------------------------------------------------------------------------
+def _neural(arch: str, **kw):
+    pytest.importorskip("torch")
+    from rankstack.ltr.neural import NeuralRanker
+
+    args = {"epochs": 8, "batch_size": 4, "lr": 1e-2, **kw}
+    return NeuralRanker(arch, **args).fit(synthetic(24, seed=1), synthetic(8, seed=2, prefix="v"))
+
+
+@pytest.mark.parametrize("arch,loss", [("mlp", "listnet"), ("attention", "lambdaloss"),
+                                       ("mlp", "approxndcg")])
+def test_neural_learns_and_round_trips(arch: str, loss: str, tmp_path: Path) -> None:
+    from rankstack.evaluate import evaluate
+    from rankstack.ltr.neural import NeuralRanker
+
+    model = _neural(arch, loss=loss)
+    test = synthetic(12, seed=3, prefix="t")
+    assert evaluate(model.predict(test), test.qrels(), ["nDCG@10"]).mean["nDCG@10"] > 0.5
+    model.save(tmp_path / "m")
+    loaded = NeuralRanker.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict_scores(test), model.predict_scores(test), rtol=1e-6)
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(InputError, match="checksum"):
+        NeuralRanker.load(tmp_path / "m")
+
+
+def test_attention_masks_padding_and_ignores_order() -> None:
+    torch = pytest.importorskip("torch")
+    model = _neural("attention", epochs=1)
+    x = torch.rand(1, 6, 5)
+    mask = torch.tensor([[True] * 4 + [False] * 2])
+    base = model.module(x, mask)[0, :4]
+    x2 = x.clone()
+    x2[0, 4:] = 100.0  # garbage in padding must not change real scores
+    torch.testing.assert_close(model.module(x2, mask)[0, :4], base)
+    perm = torch.tensor([2, 0, 3, 1, 4, 5])
+    torch.testing.assert_close(model.module(x[:, perm], mask)[0, :4], base[perm[:4]])
+
+
+def test_neural_checks_input() -> None:
+    pytest.importorskip("torch")
+    from rankstack.ltr.neural import NeuralRanker
+
+    with pytest.raises(InputError, match="unknown argument"):
+        NeuralRanker("mlp", d_model=3)
+    with pytest.raises(InputError, match="architecture"):
+        NeuralRanker("cnn")
+    with pytest.raises(InputError, match="epochs"):
+        NeuralRanker("mlp", epochs=0)
+    with pytest.raises(InputError, match="not trained"):
+        NeuralRanker("mlp").predict(synthetic(2))
+
+
+# features over a text collection ---------------------------------------------------------------------
+def test_feature_extractor_and_ltr_stage(tiny_collection: Path, tmp_path: Path) -> None:
+    from rankstack.data.beir import Collection
+    from rankstack.ltr.features import BASE_FEATURES, FeatureExtractor, LTRReranker, train_ltr_reranker
+    from rankstack.pipeline.expression import parse_pipeline
+    from rankstack.registry import Context
+    from rankstack.retrieve.bm25 import BM25Retriever
+
+    coll = Collection(tiny_collection)
+    bm25 = BM25Retriever.from_collection(coll)
+    ext = FeatureExtractor(coll)
+    queries = coll.queries("test")
+    run = (bm25 % 5)(queries)
+    data = ext.extract(run, coll.qrels("test"))
+    assert data.features.shape == (len(run), len(BASE_FEATURES))
+    col = {n: i for i, n in enumerate(BASE_FEATURES)}
+    np.testing.assert_allclose(data.features[:, col["bm25"]], run.scores, rtol=1e-5)  # same BM25
+    assert data.labels[(data.qids == "q1") & (data.docids == "d6")].tolist() == [2]
+    assert np.all(data.features[:, col["query_coverage"]] <= 1)
+    model = {"name": "lambdamart", "args": {"num_boost_round": 5, "min_data_in_leaf": 1,
+                                            "min_sum_hessian_in_leaf": 0.0}}
+    rr = train_ltr_reranker(coll, bm25 % 5, split="test", model=model, valid_fraction=0.34, extractor=ext)
+    rr.save(tmp_path / "ltr")
+    loaded = LTRReranker.load(tmp_path / "ltr", coll)
+    stage = parse_pipeline(f"bm25 % 5 >> ltr(model='{tmp_path / 'ltr'}')", Context(collection=coll))
+    out = stage(queries)
+    np.testing.assert_allclose(out.scores, loaded(run).scores)
+    assert set(zip(out.qids, out.docids)) == set(zip(run.qids, run.docids))
+    with pytest.raises(InputError, match="reranks a Run"):
+        loaded(queries)
