@@ -48,6 +48,20 @@ def _is_canonical(q_code: np.ndarray, d_code: np.ndarray, scores: np.ndarray) ->
     return not (same_q & (ds == 0) & (np.diff(d_code) >= 0)).any()
 
 
+def _strings_canonical(qids: np.ndarray, docids: np.ndarray, scores: np.ndarray) -> bool:
+    """Canonical-order check on the strings themselves (no factorising)."""
+    if len(qids) < 2:
+        return True
+    if (qids[1:] < qids[:-1]).any():
+        return False
+    same_q = qids[1:] == qids[:-1]
+    ds = np.diff(scores)
+    if (same_q & (ds > 0)).any():
+        return False
+    ties = np.flatnonzero(same_q & (ds == 0))
+    return not (docids[ties + 1] >= docids[ties]).any()
+
+
 def _canonical_codes(qids: np.ndarray, docids: np.ndarray, scores: np.ndarray):
     if len(qids) == 0:
         return np.arange(0), np.arange(0), np.arange(0)
@@ -149,6 +163,9 @@ class Run:
                     f"document {docids0[i]!s} appears more than once for query {qids0[i]!s}",
                     fix="keep one score per (query, document)",
                 )
+        self._set_columns(qids, docids, scores)
+
+    def _set_columns(self, qids: np.ndarray, docids: np.ndarray, scores: np.ndarray) -> None:
         for v in (qids, docids, scores):
             v.setflags(write=False)
         object.__setattr__(self, "qids", qids)
@@ -162,6 +179,25 @@ class Run:
         object.__setattr__(self, "_offsets", offsets)
 
     # construction -------------------------------------------------------------------------
+    @classmethod
+    def from_unique_ranked(cls, qids, docids, scores, name: str = "run",
+                           queries: Queries | None = None) -> Run:
+        """Fast path for producers whose rows are unique per query by construction (top-k of an index).
+
+        Finiteness and canonical order are still checked (O(n), no sort when already in order; rows
+        out of order fall back to the full constructor); only the duplicate check is skipped, which
+        is the caller's guarantee.
+        """
+        q, d = _str_array(qids), _str_array(docids)
+        sc = np.asarray(scores, dtype=np.float64)
+        if len(q) != len(d) or len(d) != len(sc) or not np.all(np.isfinite(sc)) or not _strings_canonical(q, d, sc):
+            return cls(q, d, sc, name=name, queries=queries)
+        run = object.__new__(cls)
+        object.__setattr__(run, "name", name)
+        object.__setattr__(run, "queries", queries)
+        run._set_columns(q.copy(), d.copy(), sc.copy())
+        return run
+
     @classmethod
     def from_dict(
         cls, mapping: Mapping[str, Mapping[str, float]], name: str = "run", queries: Queries | None = None

@@ -71,3 +71,12 @@ def test_pandas_round_trip():
     assert Run.from_pandas(frame).to_dict() == run.to_dict()
     with pytest.raises(InputError, match="lacks column"):
         Run.from_pandas(frame.drop(columns=["score"]))
+
+
+def test_from_unique_ranked_checks_order_and_finiteness():
+    fast = Run.from_unique_ranked(["q1", "q1", "q2"], ["b", "a", "c"], [1.0, 1.0, 3.0])
+    assert fast.to_dict() == Run.from_dict({"q1": {"a": 1.0, "b": 1.0}, "q2": {"c": 3.0}}).to_dict()
+    unordered = Run.from_unique_ranked(["q2", "q1", "q1"], ["c", "a", "b"], [3.0, 1.0, 1.0])
+    assert unordered.docids.tolist() == ["b", "a", "c"]  # fell back to the full sort
+    with pytest.raises(InputError, match="finite"):
+        Run.from_unique_ranked(["q"], ["d"], [np.inf])

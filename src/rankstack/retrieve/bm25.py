@@ -182,7 +182,7 @@ class BM25Retriever(Stage):
         qids = np.repeat(np.array([queries.qids[i] for i in order] or [""]), sizes) if order else np.array([])
         docids = np.concatenate([results[i][0] for i in order] or [np.array([], dtype="<U1")])
         scores = np.concatenate([results[i][1] for i in order] or [np.array([])])
-        run = Run(qids, docids, scores, name="bm25", queries=queries)
+        run = Run.from_unique_ranked(qids, docids, scores, name="bm25", queries=queries)
         if isinstance(inp, Run):  # as a reranker stage: keep only documents the input run has
             run = _restrict_to_input(run, inp)
         return run
