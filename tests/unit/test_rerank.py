@@ -1,0 +1,201 @@
+"""PairScorer batching/depth/fusion, the cross-encoder (save/load, CrossEncoder parity, bf16 path)
+and end-to-end training of a tiny random-init BERT (seconds on a CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rankstack.errors import InputError
+from rankstack.rerank.base import PairScorer, combine_scores, normalise
+from rankstack.types import Queries, Run
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+WORDS = ("why do cats purr dogs are loyal bark lions and tigers wild large felines fish swim goldfish "
+         "in bowls of water parrots can mimic human speech sing talking small domesticated canines that "
+         "is a feline vocalisation birds the").split()
+
+
+def make_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """A random-init BERT with a word-piece tokenizer over a small vocabulary (test fixture)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {t: i for i, t in enumerate(special + sorted(set(WORDS)))}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                   model_max_length=64)
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=64,
+                     num_labels=1)
+    BertForSequenceClassification(cfg).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tinybert") / "model")
+
+
+# --------------------------------------------------------------------------------------------
+# PairScorer base
+class CountingScorer(PairScorer):
+    """Scores a pair by word overlap; records batch sizes and lengths."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.batches: list[list[int]] = []
+
+    def score_pairs(self, query_texts, doc_texts):
+        self.batches.append([len(q) + len(d) for q, d in zip(query_texts, doc_texts)])
+        return np.array([len(set(q.split()) & set(d.split())) + len(d) / 1000 for q, d in zip(query_texts, doc_texts)])
+
+
+DOCS = {"d1": "cats purr", "d2": "dogs bark loudly at night", "d3": "cats and dogs", "d4": "fish",
+        "d5": "why do cats purr so much", "d6": "parrots"}
+QUERIES = Queries(("q1", "q2"), ("why do cats purr", "dogs bark"))
+RUN = Run.from_dict({"q1": {"d1": 5.0, "d2": 4.0, "d3": 3.0, "d4": 2.0, "d5": 1.0, "d6": 0.5},
+                     "q2": {"d2": 1.0, "d3": 2.0, "d4": 3.0}}, queries=QUERIES, name="first")
+
+
+def test_batching_order_invariance_and_length_sorting():
+    pairs_q = [QUERIES[q] for q in RUN.qids]
+    pairs_d = [DOCS[d] for d in RUN.docids]
+    scores = {}
+    for bs in (1, 2, 4, 100):
+        for sort in (True, False):
+            s = CountingScorer(batch_size=bs, sort_by_length=sort)
+            scores[(bs, sort)] = s.score(pairs_q, pairs_d)
+            if sort and bs == 2:
+                flat = [x for b in s.batches for x in b]
+                assert flat == sorted(flat, reverse=True)  # length-sorted batches
+    ref = scores[(1, False)]
+    for v in scores.values():
+        np.testing.assert_array_equal(v, ref)
+    perm = np.random.default_rng(0).permutation(len(pairs_q))
+    shuffled = CountingScorer(batch_size=3).score([pairs_q[i] for i in perm], [pairs_d[i] for i in perm])
+    np.testing.assert_array_equal(shuffled, ref[perm])
+
+
+def test_rerank_depth_keeps_tail_in_first_stage_order():
+    out = CountingScorer(documents=DOCS, depth=3)(RUN)
+    q1 = [str(d) for d in out.for_query("q1")[0]]
+    # top 3 of the input (d1, d2, d3) rescored: d1 (2 overlaps) > d3 (1) > d2 (0); tail d4, d5, d6 kept
+    assert q1 == ["d1", "d3", "d2", "d4", "d5", "d6"]
+    assert out.queries is QUERIES and len(out) == len(RUN)
+    full = CountingScorer(documents=DOCS, depth=None)(RUN)
+    assert [str(d) for d in full.for_query("q1")[0]][0] == "d5"  # 3 overlaps wins when reranked
+
+
+def test_ties_follow_canonical_docid_descending():
+    class Const(PairScorer):
+        def score_pairs(self, q, d):
+            return np.zeros(len(q))
+
+    out = Const(documents=DOCS)(RUN)
+    assert [str(d) for d in out.for_query("q2")[0]] == ["d4", "d3", "d2"]
+
+
+def test_interpolation_and_rrf():
+    first = np.array([10.0, 5.0, 0.0])
+    rr = np.array([0.0, 1.0, 2.0])
+    d = np.array(["a", "b", "c"])
+    np.testing.assert_allclose(combine_scores(rr, first, d, "interpolate", alpha=1.0, norm="minmax"), [0, .5, 1])
+    np.testing.assert_allclose(combine_scores(rr, first, d, "interpolate", alpha=0.0, norm="minmax"), [1, .5, 0])
+    np.testing.assert_allclose(combine_scores(rr, first, d, "interpolate", alpha=0.5, norm="minmax"), [.5, .5, .5])
+    z = normalise(np.array([1.0, 2.0, 3.0]), "zscore")
+    assert z.mean() == pytest.approx(0) and z.std() == pytest.approx(1)
+    assert normalise(np.array([2.0, 2.0]), "minmax").tolist() == [0.0, 0.0]
+    rrf = combine_scores(rr, first, d, "rrf", alpha=0.5, rrf_k=60)
+    np.testing.assert_allclose(rrf, [1 / 63 + 1 / 61, 2 / 62, 1 / 61 + 1 / 63])
+    out = CountingScorer(documents=DOCS, combine="interpolate", alpha=0.0)(RUN)
+    assert [str(x) for x in out.for_query("q1")[0]] == [str(x) for x in RUN.for_query("q1")[0]]
+
+
+def test_bad_arguments_raise_input_errors():
+    for kw in ({"depth": 0}, {"batch_size": 0}, {"combine": "max"}, {"alpha": 2}, {"norm": "l2"}):
+        with pytest.raises(InputError):
+            CountingScorer(**kw)
+    with pytest.raises(InputError):
+        CountingScorer(documents=DOCS)(QUERIES)  # a reranker needs a run
+    with pytest.raises(InputError):
+        CountingScorer()(RUN)  # no documents
+    with pytest.raises(InputError):
+        CountingScorer(documents=DOCS)(RUN.replace(queries=None))
+
+
+# --------------------------------------------------------------------------------------------
+# cross-encoder
+def test_cross_encoder_save_load_round_trip_and_crossencoder_parity(tiny_bert, tmp_path):
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+    r = CrossEncoderReranker(str(tiny_bert), documents=DOCS, precision="fp32", max_length=48, batch_size=2)
+    q = ["why do cats purr", "dogs bark", "wild lions"]
+    d = ["cats purr", "dogs are loyal canines that bark", "fish swim in bowls of water"]
+    s = r.score(q, d)
+    out = tmp_path / "ce"
+    manifest = r.save(out, training={"loss": "listnet", "epochs": 1})
+    assert manifest["params"]["max_length"] == 48 and manifest["training"]["loss"] == "listnet"
+    assert "model.safetensors" in manifest["files"] and (out / "manifest.json").is_file()
+    r2 = CrossEncoderReranker(str(out), precision="fp32")
+    assert r2.max_length == 48
+    np.testing.assert_allclose(r2.score(q, d), s, rtol=1e-5, atol=1e-6)
+
+    from sentence_transformers import CrossEncoder
+
+    ce = CrossEncoder(str(out), device="cpu")
+    raw = ce.predict(list(zip(q, d)), activation_fn=torch.nn.Identity())
+    np.testing.assert_allclose(raw, s, rtol=1e-4, atol=1e-5)
+    assert np.array_equal(np.argsort(ce.predict(list(zip(q, d)))), np.argsort(s))  # sigmoid: same order
+
+    # tampering is detected
+    (out / "config.json").write_text((out / "config.json").read_text() + " ")
+    with pytest.raises(InputError, match="checksum"):
+        CrossEncoderReranker(str(out))
+
+
+def test_cross_encoder_bf16_path_is_reported_and_close(tiny_bert):
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker, bf16_supported
+
+    fp32 = CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=32)
+    auto = CrossEncoderReranker(str(tiny_bert), precision="auto", max_length=32)
+    assert fp32.precision_used == "fp32"
+    assert auto.precision_used == ("bf16" if bf16_supported() else "fp32")
+    q, d = ["cats purr"] * 4, ["cats purr", "dogs bark", "fish", "why do cats purr"]
+    np.testing.assert_allclose(auto.score(q, d), fp32.score(q, d), atol=0.05)
+    with pytest.raises(InputError):
+        CrossEncoderReranker(str(tiny_bert), precision="fp16")
+    with pytest.raises(InputError):
+        CrossEncoderReranker(str(tiny_bert), max_length=1000)
+
+
+def test_reranker_in_a_pipeline_expression(tiny_bert, tiny_collection, tmp_path):
+    from rankstack.data.beir import Collection
+    from rankstack.pipeline.expression import parse_pipeline
+    from rankstack.registry import Context
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+    model_dir = tmp_path / "m"
+    CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=32).save(model_dir)
+    coll = Collection(tiny_collection)
+    stage = parse_pipeline(f"bm25 % 3 >> reranker(model={str(model_dir)!r}, precision='fp32')",
+                           Context(collection=coll))
+    run = stage(coll.queries("test"))
+    assert set(run.query_ids) == {"q1", "q2", "q3"} and all(len(d) <= 3 for _, d, _ in run.groups())
+    with pytest.raises(InputError):
+        parse_pipeline("bm25 >> reranker", Context(collection=coll))  # no model
