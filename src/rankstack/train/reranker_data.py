@@ -25,7 +25,8 @@ from rankstack.rerank.base import normalise
 from rankstack.train.curriculum import Curriculum, group_easiness
 from rankstack.types import Qrels, Queries, Run
 
-__all__ = ["Group", "build_groups", "split_queries", "PairCollator", "PairListModel", "attach_easiness"]
+__all__ = ["Group", "build_groups", "split_queries", "PairCollator", "PairListModel", "attach_easiness",
+           "RerankValidator", "RerankerTrainConfig", "TrainReport", "train_reranker"]
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +186,218 @@ class PairListModel:
                 return out.view(B, L)
 
         return _PairList(model)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation with the real evaluate()
+class RerankValidator:
+    """nDCG@10 (or any measure) of reranking a first-stage run on held-out *training* queries.
+
+    Called by the Trainer's validation hook with the model being trained; it scores in eval mode with
+    the same precision path as inference, so the number is the one ``rankstack rerank`` would give.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, first_stage: Run, qrels: Qrels, documents: Any,
+                 max_length: int = 192, depth: int = 30, measure: str = "nDCG@10", precision: str = "auto",
+                 batch_size: int = 64) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.first_stage, self.qrels, self.documents = first_stage, qrels, documents
+        self.max_length, self.depth, self.measure = max_length, depth, measure
+        self.precision, self.batch_size = precision, batch_size
+        self.history: list[float] = []
+
+    def reranker(self, **kw: Any) -> Any:
+        from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+        inner = getattr(self.model, "model", self.model)  # unwrap PairListModel
+        return CrossEncoderReranker(documents=self.documents, max_length=self.max_length,
+                                    batch_size=self.batch_size, precision=self.precision, depth=self.depth,
+                                    _module=inner, _tokenizer=self.tokenizer, **kw)
+
+    def __call__(self, *_: Any, **__: Any) -> float:
+        from rankstack.evaluate import evaluate
+
+        run = self.reranker()(self.first_stage.top_k(self.depth))
+        value = evaluate(run, self.qrels, [self.measure]).mean[self.measure]
+        self.history.append(value)
+        log.info("validation %s = %.4f", self.measure, value)
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole recipe: data -> Trainer -> a saved cross-encoder
+@dataclass
+class RerankerTrainConfig:
+    """Everything that defines a reranker training run (stored in the model's manifest).
+
+    Defaults follow the first scifact probe in NOTES.md: listwise softmax (ListNet with one positive
+    = localised contrastive estimation) over 1 positive + 7 BM25 negatives from the top 30, AdamW at
+    5e-5 with a 10x learning rate for the fresh head (pooler + classifier), 10% warm-up, bf16
+    autocast, max length 192.
+    """
+
+    base_model: str = "minilm"
+    loss: Any = "listnet"
+    first_stage: str = "bm25"
+    negatives: str = "bm25"
+    n_negatives: int = 7
+    negative_depth: int = 30
+    graded: bool = False
+    max_queries: int | None = None
+    validation: int | float = 60
+    validation_depth: int = 30
+    validate_every: int | None = None
+    patience: int | None = 2
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 8
+    lr: float = 5e-5
+    head_lr_multiplier: float = 10.0
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    grad_clip: float | None = 1.0
+    max_length: int = 192
+    precision: str = "auto"
+    threads: int | None = None
+    seed: int = 0
+    curriculum: str | None = None
+    curriculum_fraction: float = 0.5
+    fn_filter: str | None = None
+    fn_mode: str = "drop"
+    fn_margin: float = 0.0
+    progress: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v if isinstance(v, (int, float, str, bool, type(None), dict, list)) else repr(v))
+                for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass
+class TrainReport:
+    """What :func:`train_reranker` did."""
+
+    model_dir: str
+    train_queries: int
+    validation_queries: int
+    groups: int
+    pairs_per_epoch: int
+    steps: int
+    seconds: float
+    precision: str
+    best_validation: float | None
+    validation_history: list[float]
+    filter_report: dict[str, Any] | None
+    stopped_early: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _head_prefixes(module: Any) -> list[str]:
+    names = [n for n, _ in module.named_parameters()]
+    prefixes = set()
+    for n in names:
+        parts = n.split(".")
+        for key in ("classifier", "pooler", "score"):
+            if key in parts:
+                prefixes.add(".".join(parts[: parts.index(key) + 1]) + ".")
+    return sorted(prefixes)
+
+
+def train_reranker(collection: Any, out: str | Any, config: RerankerTrainConfig | None = None,
+                   split: str = "train", cache_dir: str | Any = None,
+                   checkpoint_dir: str | Any = None) -> TrainReport:
+    """Train a cross-encoder on ``collection``'s ``split`` and save it to ``out``.
+
+    Validation reranks the first stage's top ``validation_depth`` for a held-out slice of the
+    training queries and measures nDCG@10 with :func:`rankstack.evaluate.evaluate`; early stopping
+    and "restore best" use it. Deterministic for a given ``seed`` (data order, negatives, dropout).
+    """
+    import time
+
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker, save_cross_encoder
+    from rankstack.train.curriculum import Curriculum
+    from rankstack.train.negatives import (DenseTeacher, FalseNegativeFilter, first_stage_run,
+                                           sample_negatives)
+    from rankstack.train.trainer import Trainer
+
+    cfg = config or RerankerTrainConfig()
+    t0 = time.perf_counter()
+    queries = collection.queries(split)
+    qrels = collection.qrels(split)
+    train_q, val_q = split_queries(list(queries.qids), cfg.validation, seed=cfg.seed)
+    if cfg.max_queries is not None and cfg.max_queries < len(train_q):
+        rng = np.random.default_rng(cfg.seed + 1)
+        train_q = sorted(train_q[i] for i in rng.choice(len(train_q), cfg.max_queries, replace=False))
+    depth = max(cfg.negative_depth, cfg.validation_depth)
+    log.info("first stage %s over %d %s queries (top %d)", cfg.first_stage, len(queries), split, depth)
+    fs_run = first_stage_run(collection, queries, cfg.first_stage, k=depth, cache_dir=cache_dir)
+    if cfg.negatives == "random":
+        neg_run = None
+    elif cfg.negatives == cfg.first_stage:
+        neg_run = fs_run
+    else:
+        neg_run = first_stage_run(collection, queries, cfg.negatives, k=cfg.negative_depth, cache_dir=cache_dir)
+    all_docids = list(collection.documents())
+    train_queries = queries.subset(train_q)
+    negs = sample_negatives(train_queries, qrels, cfg.n_negatives, cfg.negatives, run=neg_run,
+                            all_docids=all_docids, depth=cfg.negative_depth, seed=cfg.seed)
+    groups = build_groups(train_queries, qrels, negs, first_stage=fs_run, graded=cfg.graded)
+    if not groups:
+        raise InputError(f"no training group: none of the {len(train_q)} {split} queries has a judged positive",
+                         fix="check the split's qrels")
+    if cfg.curriculum:
+        groups = attach_easiness(groups, cfg.curriculum)
+
+    reranker = CrossEncoderReranker(cfg.base_model, documents=collection, max_length=cfg.max_length,
+                                    precision=cfg.precision, threads=cfg.threads)
+    hf_model, tokenizer = reranker.model, reranker.tokenizer
+
+    report = None
+    if cfg.fn_filter:
+        if cfg.fn_filter == "dense":
+            teacher: Any = DenseTeacher("minilm", collection=collection, cache_dir=cache_dir)
+        else:
+            teacher = CrossEncoderReranker(cfg.fn_filter, documents=collection, precision=cfg.precision)
+        groups, fr = FalseNegativeFilter(teacher, mode=cfg.fn_mode, margin=cfg.fn_margin).apply(
+            groups, collection.doc_texts)
+        report = fr.to_dict()
+        log.info("%s", fr)
+
+    model = PairListModel(hf_model)
+    total_steps = int(np.ceil(len(groups) / cfg.batch_size)) * cfg.epochs
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+    trainer_ref: dict[str, Any] = {}
+    collator = PairCollator(tokenizer, collection.doc_texts, cfg.max_length,
+                            curriculum=Curriculum(cfg.curriculum_fraction) if cfg.curriculum else None,
+                            total_steps=total_steps, step_fn=lambda: trainer_ref["t"].step)
+    validator = None
+    if val_q:
+        validator = RerankValidator(hf_model, tokenizer, fs_run.restrict(val_q).with_queries(queries),
+                                    qrels.restrict(val_q), collection, max_length=cfg.max_length,
+                                    depth=cfg.validation_depth, precision=cfg.precision)
+    head = {p: cfg.head_lr_multiplier for p in _head_prefixes(model)} if cfg.head_lr_multiplier != 1 else None
+    trainer = Trainer(model, cfg.loss, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                      epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size,
+                      grad_clip=cfg.grad_clip, precision=cfg.precision, seed=cfg.seed,
+                      validate_every=cfg.validate_every, validate_fn=validator,
+                      patience=cfg.patience if validator else None, checkpoint_dir=checkpoint_dir,
+                      param_groups=head, num_threads=cfg.threads, progress=cfg.progress)
+    trainer_ref["t"] = trainer
+    pairs = sum(len(g) for g in groups)
+    log.info("training on %d groups (%d pairs/epoch) of %d queries; validating on %d queries",
+             len(groups), pairs, len(train_q), len(val_q))
+    fit = trainer.fit(groups, collator)
+    hf_model.eval()
+    seconds = time.perf_counter() - t0
+    result = TrainReport(model_dir=str(out), train_queries=len(train_q), validation_queries=len(val_q),
+                         groups=len(groups), pairs_per_epoch=pairs, steps=fit.steps, seconds=seconds,
+                         precision=fit.precision, best_validation=fit.best_value,
+                         validation_history=list(validator.history) if validator else [],
+                         filter_report=report, stopped_early=fit.stopped_early)
+    training = {"config": cfg.to_dict(), "trainer": trainer.config(), "collection": str(collection.path),
+                "split": split, "report": result.to_dict(), "history": fit.history}
+    save_cross_encoder(hf_model, tokenizer, out, max_length=cfg.max_length, base_model=reranker.base_model,
+                       training=training)
+    return result

@@ -1,0 +1,216 @@
+"""Cross-encoder reranking benchmarks (results and commands: benchmarks/rerank.md).
+
+    python benchmarks/bench_rerank.py prepare                 # first-stage runs (cached)
+    python benchmarks/bench_rerank.py effectiveness --model DIR   # scifact: BM25/hybrid x reranker x fusion
+    python benchmarks/bench_rerank.py zeroshot --model DIR    # cranfield, cisi, msmarco_dl19_subset
+    python benchmarks/bench_rerank.py speed --model DIR       # pairs/s: rankstack fp32/bf16 vs CrossEncoder
+
+Every table is printed and also written as JSON under --out (default .cache/rerank_bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from rankstack.data.beir import Collection  # noqa: E402
+from rankstack.data.trec import read_run, write_run  # noqa: E402
+from rankstack.evaluate import compare, evaluate  # noqa: E402
+from rankstack.registry import Context, build  # noqa: E402
+from rankstack.types import Run  # noqa: E402
+
+CACHE = Path(".cache/rankstack")
+OUT = Path(".cache/rerank_bench")
+ZERO_SHOT = ("cranfield", "cisi", "msmarco_dl19_subset")
+log = logging.getLogger("bench_rerank")
+
+
+def first_stage(collection: str, split: str, name: str, k: int = 100, out: Path = OUT) -> Run:
+    """BM25, dense or RRF-hybrid run (top k), cached as a TREC run file."""
+    path = out / "runs" / f"{collection}-{split}-{name}-{k}.run"
+    coll = Collection(collection)
+    queries = coll.queries(split)
+    if path.is_file():
+        return read_run(path, name=name).with_queries(queries)
+    ctx = Context(collection=coll, cache_dir=CACHE)
+    if name == "hybrid":
+        from rankstack.retrieve.fusion import fuse_runs
+
+        a = first_stage(collection, split, "bm25", 1000, out)
+        b = first_stage(collection, split, "dense", 1000, out)
+        run = fuse_runs([a, b], method="rrf", k=60).top_k(k).renamed("hybrid")
+    else:
+        run = (build(name, "retriever", context=ctx) % k)(queries).renamed(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_run(run, path, tag=name)
+    return run.with_queries(queries)
+
+
+def cmd_prepare(args) -> None:
+    for split in ("train", "test"):
+        for name in ("bm25", "dense", "hybrid"):
+            t = time.time()
+            run = first_stage("scifact", split, name, 100, args.out)
+            if split == "test":
+                q = Collection("scifact").qrels(split)
+                print(f"scifact {split} {name}: nDCG@10 {evaluate(run, q, 'nDCG@10').mean['nDCG@10']:.4f} "
+                      f"({time.time() - t:.0f}s)", flush=True)
+    for c in ZERO_SHOT:
+        run = first_stage(c, "test", "bm25", 100, args.out)
+        print(f"{c} bm25: nDCG@10 {evaluate(run, Collection(c).qrels('test'), 'nDCG@10').mean['nDCG@10']:.4f}")
+
+
+def _reranker(model: str, coll: Collection, **kw):
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+    return CrossEncoderReranker(model, documents=coll, **kw)
+
+
+def _rerank_all(model: str, coll: Collection, run: Run, depth: int, threads: int | None, tag: str,
+                out: Path, precision: str = "auto") -> tuple[Run, dict]:
+    """Score the top `depth` once (cached raw scores), then derive alone/interpolated/RRF runs."""
+    from rankstack.rerank.base import combine_scores
+
+    cache = out / "scores" / f"{Path(model).name}-{coll.name}-{tag}-{depth}-{precision}.json"
+    top = run.top_k(depth)
+    rr = _reranker(model, coll, depth=depth, threads=threads, precision=precision, progress=True)
+    if cache.is_file():
+        raw = json.loads(cache.read_text())
+        scores, stats = np.array(raw["scores"]), raw["stats"]
+    else:
+        q = [top.queries[x] for x in top.qids]
+        scores = rr.score(q, coll.doc_texts(top.docids))
+        stats = dict(rr.last_stats, precision=rr.precision_used)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"scores": scores.tolist(), "stats": stats}))
+    runs = {}
+    for method, alpha, norm in ((None, 1.0, "zscore"), ("interpolate", 0.5, "zscore"),
+                                ("interpolate", 0.5, "minmax"), ("rrf", 0.5, "zscore")):
+        parts, pos = [], 0
+        for qid, d, s in top.groups():
+            parts.append(combine_scores(scores[pos:pos + len(d)], s, d, method, alpha, norm))
+            pos += len(d)
+        label = "alone" if method is None else (f"interp-{norm}" if method == "interpolate" else "rrf")
+        runs[label] = top.replace(scores=np.concatenate(parts), name=f"{tag}>>ce-{label}")
+    return runs, stats
+
+
+def cmd_effectiveness(args) -> None:
+    coll = Collection("scifact")
+    qrels = coll.qrels("test")
+    results = {}
+    bm25 = first_stage("scifact", "test", "bm25", 100, args.out).renamed("bm25")
+    hybrid = first_stage("scifact", "test", "hybrid", 100, args.out).renamed("hybrid")
+    runs = {"bm25": bm25, "hybrid": hybrid}
+    for tag, base in (("bm25", bm25), ("hybrid", hybrid)):
+        derived, stats = _rerank_all(args.model, coll, base, args.depth, args.threads, tag, args.out)
+        results[f"{tag} rerank stats"] = stats
+        for label, r in derived.items():
+            runs[f"{tag}>>ce {label}"] = r
+    cmp = compare(runs, qrels, ["nDCG@10", "R@100"], baseline="bm25")
+    print(cmp.to_text())
+    results["comparison"] = cmp.to_dict()
+    cmp2 = compare({k: v for k, v in runs.items() if k.startswith("hybrid")}, qrels, ["nDCG@10"], baseline="hybrid")
+    print(cmp2.to_text())
+    results["comparison_vs_hybrid"] = cmp2.to_dict()
+    (args.out / "effectiveness.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+def cmd_zeroshot(args) -> None:
+    results = {}
+    for c in args.collections:
+        coll = Collection(c)
+        qrels = coll.qrels("test")
+        bm25 = first_stage(c, "test", "bm25", 100, args.out).renamed("bm25")
+        derived, stats = _rerank_all(args.model, coll, bm25, args.depth, args.threads, "bm25", args.out)
+        runs = {"bm25": bm25, **{f"ce {k}": v for k, v in derived.items()}}
+        cmp = compare(runs, qrels, ["nDCG@10"], baseline="bm25")
+        print(f"== {c} ({stats['pairs']} pairs, {stats['pairs_per_s']:.0f} pairs/s {stats.get('precision')})")
+        print(cmp.to_text(), flush=True)
+        results[c] = {"stats": stats, "comparison": cmp.to_dict()}
+    (args.out / "zeroshot.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+def cmd_speed(args) -> None:
+    """Pairs/s of rankstack fp32 / bf16 vs sentence_transformers.CrossEncoder.predict, same weights."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    coll = Collection("scifact")
+    qrels = coll.qrels("test")
+    bm25 = first_stage("scifact", "test", "bm25", 100, args.out)
+    sub = bm25.restrict(bm25.query_ids[: args.queries]).top_k(args.depth)
+    q = [sub.queries[x] for x in sub.qids]
+    d = coll.doc_texts(sub.docids)
+    res = {}
+    ml = args.max_length
+    for label in ("rankstack-bf16", "rankstack-fp32", "CrossEncoder.predict-fp32", "CrossEncoder.predict-bf16"):
+        t = time.perf_counter()
+        if label.startswith("rankstack"):
+            rr = _reranker(args.model, coll, max_length=ml, precision=label.split("-")[1], batch_size=32)
+            scores = rr.score(q, d)
+        else:
+            ce = CrossEncoder(args.model, device="cpu", max_length=ml)
+            if label.endswith("bf16"):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    scores = ce.predict(list(zip(q, d)), batch_size=32, activation_fn=torch.nn.Identity())
+            else:
+                scores = ce.predict(list(zip(q, d)), batch_size=32, activation_fn=torch.nn.Identity())
+        took = time.perf_counter() - t
+        scores = np.asarray(scores, dtype=np.float64)
+        run = sub.replace(scores=scores, name=label)
+        res[label] = {"pairs": len(q), "seconds": took, "pairs_per_s": len(q) / took,
+                      "nDCG@10": evaluate(run, qrels, "nDCG@10").mean["nDCG@10"], "scores": scores}
+        print(f"{label:28s} {len(q) / took:7.1f} pairs/s  nDCG@10 {res[label]['nDCG@10']:.4f}", flush=True)
+    ref = res["rankstack-fp32"]["scores"]
+    for label, r in res.items():
+        r["corr_with_fp32"] = float(np.corrcoef(r.pop("scores"), ref)[0, 1]) if label != "rankstack-fp32" else 1.0
+    base = res["CrossEncoder.predict-fp32"]["pairs_per_s"]
+    print("\n| path | pairs/s | x CrossEncoder fp32 | nDCG@10 (top-%d of %d queries) | corr. with fp32 |" % (args.depth, args.queries))
+    print("|---|---|---|---|---|")
+    for label, r in res.items():
+        print(f"| {label} | {r['pairs_per_s']:.1f} | {r['pairs_per_s'] / base:.2f} | {r['nDCG@10']:.4f} | "
+              f"{r['corr_with_fp32']:.5f} |")
+    (args.out / "speed.json").write_text(json.dumps({"max_length": ml, "threads": torch.get_num_threads(),
+                                                     "results": res}, indent=1))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=OUT)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("prepare")
+    for name in ("effectiveness", "zeroshot", "speed"):
+        s = sub.add_parser(name)
+        s.add_argument("--model", required=True)
+        s.add_argument("--depth", type=int, default=100 if name != "speed" else 20)
+        s.add_argument("--threads", type=int, default=None)
+        if name == "zeroshot":
+            s.add_argument("--collections", nargs="+", default=list(ZERO_SHOT))
+        if name == "speed":
+            s.add_argument("--queries", type=int, default=50)
+            s.add_argument("--max-length", type=int, default=192)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("bm25s", "sentence_transformers", "transformers", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args.out.mkdir(parents=True, exist_ok=True)
+    {"prepare": cmd_prepare, "effectiveness": cmd_effectiveness, "zeroshot": cmd_zeroshot,
+     "speed": cmd_speed}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
