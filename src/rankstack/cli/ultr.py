@@ -32,8 +32,8 @@ def register(sub) -> None:
     tr.add_argument("--propensities", default="logged", metavar="SRC",
                     help="ips: 'logged' (the log's propensities; oracle for simulated logs), 'swap' (estimate "
                          "from <clicks stem>.swap.jsonl interventions) or comma-separated values by rank")
-    tr.add_argument("--hidden", type=int, nargs="*", default=[32],
-                    help="MLP hidden sizes; give none for a linear scorer (default: 32)")
+    tr.add_argument("--hidden", type=int, nargs="*", default=[],
+                    help="MLP hidden sizes, e.g. --hidden 32 (default: none = a linear scorer)")
     tr.add_argument("--epochs", type=int, default=None, help="training epochs (default: FitConfig's)")
     tr.add_argument("--lr", type=float, default=None, help="learning rate (default: FitConfig's)")
     tr.add_argument("--max-weight", type=float, default=None, help="clip inverse-propensity weights (default: none)")
