@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,22 +104,26 @@ class CVResult:
         return "\n".join(lines)
 
 
-def cross_validate(folds: Sequence[Fold], spec: str | Mapping[str, Any] = "lambdamart",
+def cross_validate(folds: Sequence[Fold], spec: str | Mapping[str, Any] | Callable[[], Any] = "lambdamart",
                    measures: Sequence[str] = CV_MEASURES, seed: int = 0, num_threads: int | None = 1,
                    save_dir: str | Path | None = None, label: str | None = None) -> CVResult:
     """Train a fresh model per fold (train + valid), score its test partition, evaluate.
 
+    ``spec`` is a registered model spec (kind ``ltr_model``) or a zero-argument factory returning
+    an object with ``fit(train, valid)`` and ``predict(data, name=...)`` (e.g. a baseline wrapper).
     ``save_dir`` keeps each fold's model under ``save_dir/fold<k>`` (atomic, with manifest).
     """
     from rankstack.evaluate import evaluate
 
     if not folds:
         raise InputError("no folds to cross-validate", fix="build them with letor_folds(folder)")
+    if callable(spec) and not label:
+        raise InputError("a model factory needs a label", fix="pass label=...")
     label = label or spec_label(spec)
     results: list[FoldResult] = []
     for fold in folds:
         start = time.perf_counter()
-        model = build_model(spec, seed=seed, num_threads=num_threads)
+        model = spec() if callable(spec) else build_model(spec, seed=seed, num_threads=num_threads)
         model.fit(fold.train, fold.valid)
         run = model.predict(fold.test, name=label)
         ev = evaluate(run, fold.test.qrels(), list(measures))
