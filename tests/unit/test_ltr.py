@@ -233,12 +233,12 @@ def test_attention_masks_padding_and_ignores_order() -> None:
     model = _neural("attention", epochs=1)
     x = torch.rand(1, 6, 5)
     mask = torch.tensor([[True] * 4 + [False] * 2])
-    base = model.module(x, mask)[0, :4]
+    base = model.module((x, mask))[0, :4]
     x2 = x.clone()
     x2[0, 4:] = 100.0  # garbage in padding must not change real scores
-    torch.testing.assert_close(model.module(x2, mask)[0, :4], base)
+    torch.testing.assert_close(model.module((x2, mask))[0, :4], base)
     perm = torch.tensor([2, 0, 3, 1, 4, 5])
-    torch.testing.assert_close(model.module(x[:, perm], mask)[0, :4], base[perm[:4]])
+    torch.testing.assert_close(model.module((x[:, perm], mask))[0, :4], base[perm[:4]])
 
 
 def test_neural_checks_input() -> None:

@@ -51,7 +51,10 @@ def _torch():
 
 
 def build_module(arch: str, n_features: int, config: Mapping[str, Any]):
-    """The torch module for ``arch``: maps features [B, L, F] + mask [B, L] to scores [B, L]."""
+    """The torch module for ``arch``: ``module((features [B, L, F], mask [B, L])) -> scores [B, L]``.
+
+    One tuple argument because the shared Trainer calls ``model(model_inputs)``.
+    """
     torch = _torch()
     nn = torch.nn
 
@@ -66,7 +69,8 @@ def build_module(arch: str, n_features: int, config: Mapping[str, Any]):
             layers.append(nn.Linear(width, 1))
             self.net = nn.Sequential(*layers)
 
-        def forward(self, x, mask):
+        def forward(self, inputs):
+            x, _mask = inputs
             return self.net(x).squeeze(-1)
 
     class AttentionScorer(nn.Module):
@@ -81,7 +85,8 @@ def build_module(arch: str, n_features: int, config: Mapping[str, Any]):
             self.norm = nn.LayerNorm(d)
             self.output = nn.Linear(d, 1)
 
-        def forward(self, x, mask):
+        def forward(self, inputs):
+            x, mask = inputs
             h = self.encoder(self.input(x), src_key_padding_mask=~mask)
             return self.output(self.norm(h)).squeeze(-1)
 
@@ -97,16 +102,18 @@ def build_module(arch: str, n_features: int, config: Mapping[str, Any]):
 class NeuralRanker:
     """A neural LTR model: ``fit(train, valid)``, ``predict(data) -> Run``, ``save``/``load``.
 
-    Training: Adam on whole lists (``batch_size`` queries per step; lists longer than ``max_len``
-    are cut for training only), ``epochs`` passes, the weights of the epoch with the best validation
-    nDCG@10 kept (``patience`` epochs without improvement stop early). Seeded: shuffling uses
-    ``numpy.random.default_rng(seed)`` and torch runs inside a forked, seeded RNG.
+    Training runs in the shared :class:`rankstack.train.Trainer`: AdamW at a constant ``lr`` on
+    whole lists (``batch_size`` queries per step; lists longer than ``max_len`` are cut for training
+    only), ``epochs`` passes, validation nDCG@10 (``rankstack.evaluate``) after every epoch, the best
+    epoch's weights kept, ``patience`` epochs without improvement stop early. fp32 by default: these
+    models are too small for bf16 to pay. Seeded: weights, shuffling and dropout depend on ``seed``.
     """
 
     def __init__(self, arch: str = "mlp", loss: str | Mapping[str, Any] = "listnet", epochs: int = 30,
                  batch_size: int = 16, lr: float = 1e-3, weight_decay: float = 1e-4, patience: int = 10,
                  max_len: int | None = None, normalisation: str = "none", seed: int = 0,
-                 num_threads: int = 1, **arch_args: Any) -> None:
+                 num_threads: int = 1, grad_clip: float | None = None, precision: str = "fp32",
+                 progress: bool | None = False, **arch_args: Any) -> None:
         if arch not in ARCHITECTURES:
             raise InputError(f"unknown neural LTR architecture {arch!r}",
                              fix=f"choose one of {', '.join(ARCHITECTURES)}")
@@ -114,7 +121,8 @@ class NeuralRanker:
         if unknown:
             raise InputError(f"{arch}: unknown argument(s) {unknown}",
                              fix=f"{arch} accepts loss, epochs, batch_size, lr, weight_decay, patience, max_len, "
-                                 f"normalisation, seed, num_threads, {', '.join(ARCHITECTURES[arch])}")
+                                 f"normalisation, seed, num_threads, grad_clip, precision, progress, "
+                                 f"{', '.join(ARCHITECTURES[arch])}")
         for key, value, lo in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("patience", patience, 1),
                                ("num_threads", num_threads, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
@@ -131,6 +139,7 @@ class NeuralRanker:
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, float(lr), float(weight_decay)
         self.patience, self.max_len, self.normalisation = patience, max_len, normalisation
         self.seed, self.num_threads = int(seed), num_threads
+        self.grad_clip, self.precision, self.progress = grad_clip, precision, progress
         self.module: Any = None
         self.n_features: int | None = None
         self.best_epoch: int | None = None
@@ -141,7 +150,7 @@ class NeuralRanker:
         return {"arch": self.arch, "loss": self.loss_spec, "epochs": self.epochs, "batch_size": self.batch_size,
                 "lr": self.lr, "weight_decay": self.weight_decay, "patience": self.patience,
                 "max_len": self.max_len, "normalisation": self.normalisation, "seed": self.seed,
-                **self.config}
+                "grad_clip": self.grad_clip, "precision": self.precision, **self.config}
 
     @contextlib.contextmanager
     def _threads(self):
@@ -156,13 +165,12 @@ class NeuralRanker:
 
     # training -----------------------------------------------------------------------------------
     def fit(self, train: LetorData, valid: LetorData | None = None) -> NeuralRanker:
-        """Train on ``train``; pick the epoch by validation nDCG@10 when ``valid`` is given."""
+        """Train with the shared :class:`rankstack.train.Trainer`; pick the epoch by validation nDCG@10."""
         torch = _torch()
-        from rankstack.losses import get_loss
+        from rankstack.train.trainer import Trainer
 
         if len(train) == 0:
             raise InputError(f"{self.arch}: the training data is empty")
-        loss_fn = get_loss(self.loss_spec)
         train = normalise(train, self.normalisation)
         valid = normalise(valid, self.normalisation) if valid is not None and len(valid) else None
         if valid is not None and valid.n_features != train.n_features:
@@ -170,49 +178,36 @@ class NeuralRanker:
                              f"{train.n_features}")
         self.n_features = train.n_features
         lists = pad_lists(train, max_len=self.max_len)
-        x = torch.from_numpy(lists.features)
-        y = torch.from_numpy(lists.labels)
-        m = torch.from_numpy(lists.mask)
-        rng = np.random.default_rng(self.seed)
-        with self._threads(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            self.module = build_module(self.arch, self.n_features, self.config)
-            opt = torch.optim.Adam(self.module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-            best_value, best_state, since = -math.inf, None, 0
-            self.history = []
-            for epoch in range(1, self.epochs + 1):
-                self.module.train()
-                order = rng.permutation(len(lists))
-                total = 0.0
-                for start in range(0, len(order), self.batch_size):
-                    idx = torch.from_numpy(order[start:start + self.batch_size])
-                    bm = m[idx]
-                    width = int(bm.sum(1).max())  # trim padding shared by the whole batch
-                    scores = self.module(x[idx, :width], bm[:, :width])
-                    loss = loss_fn(scores, y[idx, :width], bm[:, :width])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(idx)
-                record = {"epoch": epoch, "loss": total / len(lists)}
-                if valid is not None:
-                    from rankstack.evaluate import evaluate
+        x, y, m = (torch.from_numpy(a) for a in (lists.features, lists.labels, lists.mask))
 
-                    value = evaluate(self._predict_run(valid), valid.qrels(), ["nDCG@10"]).mean["nDCG@10"]
-                    record["valid_nDCG@10"] = value
-                    if value > best_value + 1e-9:
-                        best_value, since, self.best_epoch = value, 0, epoch
-                        best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-                    else:
-                        since += 1
-                self.history.append(record)
-                log.info("%s epoch %d: %s", self.arch, epoch, record)
-                if valid is not None and since >= self.patience:
-                    break
-            if best_state is not None:
-                self.module.load_state_dict(best_state)
-            else:
-                self.best_epoch = len(self.history)
+        def collate(batch: list[int]):
+            idx = torch.tensor(batch)
+            bm = m[idx]
+            width = int(bm.sum(1).max())  # trim the padding every list of the batch shares
+            bm = bm[:, :width]
+            return (x[idx, :width], bm), y[idx, :width], bm, None
+
+        validate = None
+        if valid is not None:
+            from rankstack.evaluate import evaluate
+
+            qrels = valid.qrels()
+
+            def validate(_module) -> float:
+                return evaluate(self._predict_run(valid), qrels, ["nDCG@10"]).mean["nDCG@10"]
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)  # initial weights depend on the seed only
+            self.module = build_module(self.arch, self.n_features, self.config)
+        trainer = Trainer(self.module, self.loss_spec, optimizer="adamw", lr=self.lr,
+                          weight_decay=self.weight_decay, schedule="constant", epochs=self.epochs,
+                          batch_size=self.batch_size, grad_clip=self.grad_clip, precision=self.precision,
+                          seed=self.seed, validate_fn=validate, patience=self.patience if validate else None,
+                          num_threads=self.num_threads or None, progress=self.progress)
+        result = trainer.fit(list(range(len(lists))), collate)
+        per_epoch = math.ceil(len(lists) / self.batch_size)
+        self.best_epoch = math.ceil(result.best_step / per_epoch) if result.best_step else round(result.epochs)
+        self.history = [h for h in result.history if h.get("event") == "validation"]
         self.module.eval()
         return self
 
@@ -230,8 +225,8 @@ class NeuralRanker:
         with torch.no_grad():
             for start in range(0, len(lists), 64):
                 sl = slice(start, start + 64)
-                out[sl] = self.module(torch.from_numpy(lists.features[sl]),
-                                      torch.from_numpy(lists.mask[sl])).double().numpy()
+                out[sl] = self.module((torch.from_numpy(lists.features[sl]),
+                                       torch.from_numpy(lists.mask[sl]))).double().numpy()
         self.module.train(was_training)
         return lists.unpad(np.where(lists.mask, out, 0.0), len(data))
 
