@@ -211,22 +211,6 @@ def _new_ranker(n_features: int, cfg: FitConfig):
     return ranker
 
 
-def _wrap(module):
-    """Adapt ``module(x, mask)`` to the Trainer's ``forward(model_inputs)`` contract."""
-    torch = _torch()
-
-    class _Inputs(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = module
-
-        def forward(self, inputs):
-            x, m = inputs
-            return self.inner(x, m)
-
-    return _Inputs()
-
-
 def _fit_fixed(ranker, features: np.ndarray, labels: np.ndarray, mask: np.ndarray,
                weights: np.ndarray | None, cfg: FitConfig) -> list[dict[str, Any]]:
     """Train ``ranker.module`` with the shared Trainer on fixed labels/weights (no label peeking:
@@ -243,7 +227,7 @@ def _fit_fixed(ranker, features: np.ndarray, labels: np.ndarray, mask: np.ndarra
         return ((x[i, :width], m[i, :width]), y[i, :width], m[i, :width],
                 None if w is None else w[i, :width])
 
-    trainer = Trainer(_wrap(ranker.module), cfg.loss, optimizer="adam", lr=cfg.lr, weight_decay=cfg.weight_decay,
+    trainer = Trainer(ranker.module, cfg.loss, optimizer="adam", lr=cfg.lr, weight_decay=cfg.weight_decay,
                       schedule="constant", epochs=cfg.epochs, batch_size=cfg.batch_size, grad_clip=None,
                       precision="fp32", seed=cfg.seed, num_threads=cfg.num_threads, progress=False)
     result = trainer.fit(list(range(len(features))), collate)
@@ -364,7 +348,7 @@ def train_dla(lists: ClickLists, cfg: FitConfig = FitConfig()) -> ULTRModel:
                 for start in range(0, n, cfg.batch_size):
                     idx = torch.from_numpy(order[start:start + cfg.batch_size])
                     bx, by, bm = x[idx], y[idx], m[idx]
-                    s = module(bx, bm)
+                    s = module((bx, bm))
                     gl = g.unsqueeze(0).expand_as(s)
                     ipw = torch.exp(gl[:, :1] - gl).detach()
                     irw = torch.exp(s[:, :1] - s).detach()
@@ -413,7 +397,7 @@ def train_rem(lists: ClickLists, cfg: FitConfig = FitConfig()) -> ULTRModel:
     for it in range(cfg.em_iterations):
         with torch.no_grad():
             ranker.module.eval()
-            gamma = torch.sigmoid(ranker.module(x, m)).double().numpy()
+            gamma = torch.sigmoid(ranker.module((x, m))).double().numpy()
         gamma = np.clip(gamma, 1e-6, 1 - 1e-6)
         th = theta[None, :]
         denom = np.maximum(1.0 - th * gamma, 1e-12)

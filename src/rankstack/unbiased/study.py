@@ -45,6 +45,10 @@ __all__ = ["StudyConfig", "ProductionRanker", "train_production_ranker", "shown_
 
 log = logging.getLogger(__name__)
 
+#: Logging policies: the standard 1% LambdaMART, or the same model ranking worst-first -- a stress
+#: test in which clicks disagree with the logger's order, so position bias hurts naive learning.
+PRODUCTION_POLICIES = ("lambdamart", "inverted")
+
 #: Learners the study compares (``full-info`` and ``production`` are the references).
 STUDY_ESTIMATORS = ("naive", "ips-oracle", "ips-swap", "dla", "rem")
 
@@ -62,6 +66,7 @@ class StudyConfig:
     intervention_sessions: int = 100_000
     top_k: int = 10
     production_fraction: float = 0.01
+    production: str = "lambdamart"
     estimators: list[str] = field(default_factory=lambda: list(STUDY_ESTIMATORS))
     seed: int = 0
     fit: FitConfig = field(default_factory=FitConfig)
@@ -83,6 +88,9 @@ class StudyConfig:
         unknown = sorted(set(cfg.estimators) - set(STUDY_ESTIMATORS))
         if unknown:
             raise InputError(f"unknown estimator(s) {unknown}", fix=f"choose from {', '.join(STUDY_ESTIMATORS)}")
+        if cfg.production not in PRODUCTION_POLICIES:
+            raise InputError(f"unknown production policy {cfg.production!r}",
+                             fix=f"choose one of {', '.join(PRODUCTION_POLICIES)}")
         if isinstance(cfg.folds, str):
             cfg.folds = [cfg.folds]
         return cfg
@@ -112,9 +120,13 @@ class ProductionRanker:
 
     model: Any
     queries: list[str]
+    sign: float = 1.0
 
     def scores(self, data: LetorData) -> np.ndarray:
-        return self.model.predict_scores(data)
+        return self.sign * self.model.predict_scores(data)
+
+    def predict_scores(self, data: LetorData) -> np.ndarray:
+        return self.scores(data)
 
 
 def _subset(data: LetorData, qids: Sequence[str]) -> LetorData:
@@ -122,7 +134,8 @@ def _subset(data: LetorData, qids: Sequence[str]) -> LetorData:
     return LetorData(data.qids[keep], data.docids[keep], data.labels[keep], data.features[keep], data.name)
 
 
-def train_production_ranker(train: LetorData, fraction: float = 0.01, seed: int = 0) -> ProductionRanker:
+def train_production_ranker(train: LetorData, fraction: float = 0.01, seed: int = 0,
+                            policy: str = "lambdamart") -> ProductionRanker:
     """LambdaMART (``rankstack.ltr.gbdt``) on the true labels of ``fraction`` of the training queries.
 
     At least one query with a relevant document is included (a ranker trained on all-zero labels
@@ -146,7 +159,9 @@ def train_production_ranker(train: LetorData, fraction: float = 0.01, seed: int 
     model = LambdaMART(num_boost_round=100, early_stopping_rounds=0, num_leaves=7, min_data_in_leaf=5,
                        learning_rate=0.1, seed=seed, num_threads=1)
     model.fit(_subset(train, chosen))
-    return ProductionRanker(model, chosen)
+    if policy not in PRODUCTION_POLICIES:
+        raise InputError(f"unknown production policy {policy!r}", fix=f"choose one of {', '.join(PRODUCTION_POLICIES)}")
+    return ProductionRanker(model, chosen, -1.0 if policy == "inverted" else 1.0)
 
 
 def shown_lists(data: LetorData, scores: np.ndarray, top_k: int):
@@ -182,7 +197,8 @@ def run_fold(fold: Any, eta: float, cfg: StudyConfig) -> dict[str, Any]:
 
     t0 = time.time()
     seed = [cfg.seed, int(fold.index), int(round(eta * 1000))]
-    production = train_production_ranker(fold.train, cfg.production_fraction, seed=cfg.seed + fold.index)
+    production = train_production_ranker(fold.train, cfg.production_fraction, seed=cfg.seed + fold.index,
+                                         policy=cfg.production)
     click_model = make_click_model(cfg.click_model, **({"eta": eta} if cfg.click_model == "pbm" else {}),
                                    **cfg.click_args)
     qids, docids, labels, lengths = shown_lists(fold.train, production.scores(fold.train), cfg.top_k)
@@ -294,7 +310,8 @@ def run_study(cfg: StudyConfig, out_dir: str | Path) -> dict[str, Any]:
             out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(partial, "".join(json.dumps(x) + "\n" for x in results))
     summary = summarise(results)
-    report = [f"# ULTR study ({cfg.click_model}, {cfg.sessions} sessions, folds {cfg.fold_ids})", "",
+    report = [f"# ULTR study ({cfg.click_model}, {cfg.sessions} sessions, folds {cfg.fold_ids}, "
+              f"logging policy {cfg.production})", "",
               ndcg_table(summary), ""]
     for eta, s in summary.items():
         if s["true_propensities"] is None or not s["propensities"]:
