@@ -245,11 +245,13 @@ class DenseRetriever(Stage):
     product with their stored vectors (exact for flat/hnsw/ivf, approximate for PQ types).
     """
 
-    def __init__(self, encoder: Encoder, index: DenseIndex, k: int = 1000, encoder_spec: str | None = None) -> None:
+    def __init__(self, encoder: Encoder, index: DenseIndex, k: int = 1000, encoder_spec: str | None = None,
+                 cache_dir: str | Path | None = None) -> None:
         _positive_int("k", k)
         index.check_encoder(encoder.encoder_id)
         self.encoder, self.index, self.k = encoder, index, k
         self.encoder_spec = encoder_spec
+        self.cache_dir = cache_dir  # when set, query embeddings are cached too (experiments re-run them)
         self.name = "dense"
 
     @classmethod
@@ -268,11 +270,12 @@ class DenseRetriever(Stage):
         idx = DenseIndex.build(vectors, [d.docid for d in docs], enc.encoder_id, index=index, seed=seed,
                                threads=threads, **index_args)
         spec = encoder if isinstance(encoder, str) else None
-        return cls(enc, idx, k=k, encoder_spec=spec)
+        return cls(enc, idx, k=k, encoder_spec=spec, cache_dir=cache_dir)
 
     def transform(self, inp: StageInput) -> Run:
         queries = queries_of(inp, "dense")
-        qvecs = self.encoder.encode(list(queries.texts))
+        qvecs = cached_encode(self.encoder, list(queries.texts), list(queries.qids), self.cache_dir,
+                              progress=False)
         if isinstance(inp, Run):
             return self._rerank(inp, qvecs)
         scores, rows = self.index.search(qvecs, self.k)
