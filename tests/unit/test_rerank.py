@@ -302,3 +302,20 @@ def test_train_and_rerank_cli(tiny_bert, tmp_path, capsys):
     assert len(lines) == len((tmp_path / "b.run").read_text().splitlines())
     assert main(["train", "reranker", "--collection", str(coll), "--out", str(model), "--loss", "nope"]) == 2
     assert "did you mean" in capsys.readouterr().err or True
+
+
+def test_export_trainer_checkpoint_to_model_folder(tiny_bert, tmp_path):
+    from rankstack.data.beir import Collection
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+    from rankstack.train.reranker_data import RerankerTrainConfig, export_checkpoint, train_reranker
+
+    coll = Collection(write_topic_collection(tmp_path / "topics"))
+    cfg = RerankerTrainConfig(base_model=str(tiny_bert), n_negatives=2, negative_depth=10, validation=2,
+                              epochs=2, batch_size=4, lr=1e-3, max_length=24, precision="fp32", threads=1,
+                              patience=None, seed=3)
+    train_reranker(coll, tmp_path / "m", cfg, checkpoint_dir=tmp_path / "ckpt")
+    export_checkpoint(tmp_path / "ckpt", tmp_path / "exported", base_model=str(tiny_bert), max_length=24)
+    q, d = ["cats purr"] * 3, coll.doc_texts(["t0d2", "t1d2", "t2d0"])
+    a = CrossEncoderReranker(str(tmp_path / "m"), precision="fp32").score(q, d)
+    b = CrossEncoderReranker(str(tmp_path / "exported"), precision="fp32").score(q, d)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # best state = the saved model

@@ -26,7 +26,7 @@ from rankstack.train.curriculum import Curriculum, group_easiness
 from rankstack.types import Qrels, Queries, Run
 
 __all__ = ["Group", "build_groups", "split_queries", "PairCollator", "PairListModel", "attach_easiness",
-           "RerankValidator", "RerankerTrainConfig", "TrainReport", "train_reranker"]
+           "RerankValidator", "RerankerTrainConfig", "TrainReport", "train_reranker", "export_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -401,3 +401,28 @@ def train_reranker(collection: Any, out: str | Any, config: RerankerTrainConfig 
     save_cross_encoder(hf_model, tokenizer, out, max_length=cfg.max_length, base_model=reranker.base_model,
                        training=training)
     return result
+
+
+def export_checkpoint(checkpoint_dir: str | Any, out: str | Any, base_model: str = "minilm",
+                      max_length: int = 192, training: dict[str, Any] | None = None) -> dict:
+    """Turn a Trainer checkpoint of a reranker (e.g. from an interrupted run) into a model folder.
+
+    The checkpoint's weights are verified (manifest checksums), loaded into ``base_model``'s
+    architecture and saved like :func:`train_reranker` saves, so ``rankstack rerank`` and
+    ``sentence_transformers.CrossEncoder`` load it.
+    """
+    import json
+    from pathlib import Path
+
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker, save_cross_encoder
+    from rankstack.train.trainer import load_checkpoint
+
+    base = CrossEncoderReranker(base_model, max_length=max_length, precision="fp32")
+    manifest = load_checkpoint(PairListModel(base.model), checkpoint_dir)
+    history_path = Path(checkpoint_dir) / "history.json"
+    info = {"exported_from_checkpoint": str(checkpoint_dir), "trainer": manifest.get("params"),
+            "checkpoint": {k: manifest.get(k) for k in ("step", "epoch", "validation")},
+            "history": json.loads(history_path.read_text()) if history_path.is_file() else [],
+            **(training or {})}
+    return save_cross_encoder(base.model, base.tokenizer, out, max_length=max_length,
+                              base_model=base.base_model, training=info)
