@@ -77,22 +77,29 @@ def _reranker(model: str, coll: Collection, **kw):
 
 
 def _rerank_all(model: str, coll: Collection, run: Run, depth: int, threads: int | None, tag: str,
-                out: Path, precision: str = "auto") -> tuple[Run, dict]:
-    """Score the top `depth` once (cached raw scores), then derive alone/interpolated/RRF runs."""
+                out: Path, precision: str = "auto") -> tuple[dict[str, Run], dict]:
+    """Score the top `depth` (pair scores cached per model and collection, so runs that share
+    pairs -- BM25 and hybrid -- score them once), then derive alone / interpolated / RRF runs."""
     from rankstack.rerank.base import combine_scores
 
-    cache = out / "scores" / f"{Path(model).name}-{coll.name}-{tag}-{depth}-{precision}.json"
+    cache = out / "scores" / f"{Path(model).name}-{coll.name}-{precision}.json"
+    known = json.loads(cache.read_text()) if cache.is_file() else {"pairs": {}, "stats": []}
     top = run.top_k(depth)
-    rr = _reranker(model, coll, depth=depth, threads=threads, precision=precision, progress=True)
-    if cache.is_file():
-        raw = json.loads(cache.read_text())
-        scores, stats = np.array(raw["scores"]), raw["stats"]
-    else:
-        q = [top.queries[x] for x in top.qids]
-        scores = rr.score(q, coll.doc_texts(top.docids))
-        stats = dict(rr.last_stats, precision=rr.precision_used)
+    keys = [f"{q}\t{d}" for q, d in zip(top.qids.tolist(), top.docids.tolist())]
+    todo = [i for i, k in enumerate(keys) if k not in known["pairs"]]
+    stats = {"pairs": len(keys), "new_pairs": len(todo)}
+    if todo:
+        rr = _reranker(model, coll, depth=depth, threads=threads, precision=precision, progress=True)
+        q = [top.queries[str(top.qids[i])] for i in todo]
+        scores = rr.score(q, coll.doc_texts([top.docids[i] for i in todo]))
+        known["pairs"].update({keys[i]: float(s) for i, s in zip(todo, scores)})
+        stats.update(rr.last_stats, precision=rr.precision_used, max_length=rr.max_length)
+        known["stats"].append(dict(stats, tag=tag))
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"scores": scores.tolist(), "stats": stats}))
+        cache.write_text(json.dumps(known))
+    else:
+        stats.update(next((s for s in known["stats"] if s.get("tag") == tag), {}))
+    scores = np.array([known["pairs"][k] for k in keys])
     runs = {}
     for method, alpha, norm in ((None, 1.0, "zscore"), ("interpolate", 0.5, "zscore"),
                                 ("interpolate", 0.5, "minmax"), ("rrf", 0.5, "zscore")):
@@ -135,7 +142,7 @@ def cmd_zeroshot(args) -> None:
         derived, stats = _rerank_all(args.model, coll, bm25, args.depth, args.threads, "bm25", args.out)
         runs = {"bm25": bm25, **{f"ce {k}": v for k, v in derived.items()}}
         cmp = compare(runs, qrels, ["nDCG@10"], baseline="bm25")
-        print(f"== {c} ({stats['pairs']} pairs, {stats['pairs_per_s']:.0f} pairs/s {stats.get('precision')})")
+        print(f"== {c} ({stats['pairs']} pairs, {stats.get('pairs_per_s', 0):.0f} pairs/s {stats.get('precision')})")
         print(cmp.to_text(), flush=True)
         results[c] = {"stats": stats, "comparison": cmp.to_dict()}
     (args.out / "zeroshot.json").write_text(json.dumps(results, indent=1, default=str))
@@ -155,7 +162,7 @@ def cmd_speed(args) -> None:
     q = [sub.queries[x] for x in sub.qids]
     d = coll.doc_texts(sub.docids)
     res = {}
-    ml = args.max_length
+    ml = args.max_length or _reranker(args.model, coll).max_length
     for label in ("rankstack-bf16", "rankstack-fp32", "CrossEncoder.predict-fp32", "CrossEncoder.predict-bf16"):
         t = time.perf_counter()
         if label.startswith("rankstack"):
@@ -200,8 +207,8 @@ def main(argv=None) -> int:
         if name == "zeroshot":
             s.add_argument("--collections", nargs="+", default=list(ZERO_SHOT))
         if name == "speed":
-            s.add_argument("--queries", type=int, default=50)
-            s.add_argument("--max-length", type=int, default=192)
+            s.add_argument("--queries", type=int, default=30)
+            s.add_argument("--max-length", type=int, default=None, help="default: the model's")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("bm25s", "sentence_transformers", "transformers", "faiss"):
