@@ -8,10 +8,12 @@ estimator, not the model. The full-information reference is the same scorer trai
 labels of every training document.
 
 Sessions are first aggregated per distinct shown list (:func:`aggregate`): with a deterministic
-logging ranker every session of a query shows the same list, and a loss that is linear in the
-clicks (IPS-weighted softmax cross-entropy, Ai et al. 2018 eq. 6) summed over those sessions equals
-the loss on the list's click *rates*. Training on ~500 lists instead of 10^5 sessions is what makes
-a study take seconds.
+logging ranker every session of a query shows the same list. The IPS softmax loss of Ai et al.
+2018, ``-sum_clicked w_i log softmax(s)_i`` summed over a query's sessions, is linear in the clicks,
+so it equals ``N * sum_i ctr_i w_i (-log softmax(s)_i)`` on the list's click *rates*; the shared
+ListNet on (labels = click rates, weights = w) is that loss divided by the query's total click rate
+(ListNet normalises labels per list), i.e. the same per-query objective with a per-query weight.
+Training on ~500 lists instead of 10^5 sessions is what makes a study take seconds.
 
 * ``naive``: click rates as labels -- biased towards documents the logging ranker put on top.
 * ``ips``: click rates with per-item weights ``p_1 / p_k`` (Joachims, Swaminathan, Schnabel,
@@ -315,7 +317,7 @@ def train_dla(lists: ClickLists, cfg: FitConfig = FitConfig()) -> ULTRModel:
     * propensity loss: softmax cross-entropy of ``g`` on the clicks, per-item weights
       ``phi_1 / phi_k = exp(f(x_1) - f(x_k))`` (inverse relevance weighting, IRW),
 
-    and steps both (the paper's eq. 9/10; ULTRA sums the two losses). Own loop, not the Trainer:
+    and steps both (ULTRA likewise sums the two losses into one update). Own loop, not the Trainer:
     the Trainer optimises one model on labels/weights fixed by its collate, while here each model's
     weights are the *other* model's current outputs, recomputed every step, and two parameter sets
     move together. Returns the estimated relative propensities ``exp(g_k - g_1)``.
