@@ -192,7 +192,8 @@ class LTRReranker(Stage):
         manifest = read_manifest(path, KIND, (FORMAT_VERSION,))
         cfg = manifest["params"]
         if cfg.get("dense") is not None and dense is None:
-            dense = build(cfg["dense"], ("retriever", "reranker", "stage"), context=context or Context(collection=collection))
+            dense = build(cfg["dense"], ("retriever", "reranker", "stage"),
+                          context=context or Context(collection=collection))
         extractor = FeatureExtractor(collection, bm25=cfg.get("bm25"), dense=dense, dense_spec=cfg.get("dense"))
         if extractor.feature_names != cfg.get("features"):
             raise InputError(f"features {extractor.feature_names} differ from the saved {cfg.get('features')}",
