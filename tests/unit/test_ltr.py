@@ -285,3 +285,19 @@ def test_feature_extractor_and_ltr_stage(tiny_collection: Path, tmp_path: Path) 
     assert set(zip(out.qids, out.docids)) == set(zip(run.qids, run.docids))
     with pytest.raises(InputError, match="reranks a Run"):
         loaded(queries)
+
+
+def test_cli_ltr_train_then_rerank(tiny_collection: Path, tmp_path: Path, capsys) -> None:
+    from rankstack.cli import main
+
+    out = tmp_path / "ltr"
+    spec = json.dumps({"name": "lambdamart", "args": {"num_boost_round": 5, "min_data_in_leaf": 1,
+                                                      "min_sum_hessian_in_leaf": 0.0}})
+    assert main(["ltr", "train", "--collection", str(tiny_collection), "--split", "test", "--first-stage",
+                 "bm25 % 5", "--model", spec, "--valid-fraction", "0.34", "--out", str(out),
+                 "--cache-dir", "none"]) == 0
+    assert (out / "manifest.json").is_file() and (out / "model" / "model.txt").is_file()
+    run = tmp_path / "ltr.run"
+    assert main(["retrieve", "--collection", str(tiny_collection), "--retriever",
+                 f"bm25 % 5 >> ltr(model='{out}')", "--out", str(run), "--cache-dir", "none"]) == 0
+    assert run.read_text().count("\n") > 0

@@ -7,7 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rankstack.cli._common import add_verb
+from rankstack.cli._common import add_cache_arg, add_collection_args, add_verb, cache_dir, open_collection
+
+TRAIN_EXAMPLE = """\
+rankstack ltr train --collection scifact --split train --first-stage 'bm25 % 100' --out scifact-ltr
+rankstack retrieve --collection scifact --retriever "bm25 % 100 >> ltr(model='scifact-ltr')" --out ltr.run"""
 
 EXAMPLE = """\
 rankstack ltr cv --folds ../shared/data/letor/MQ2008 --model lambdamart --json lm.json
@@ -39,6 +43,19 @@ def register(sub) -> None:
                     help="write the measures as JSON (one model: {nDCG@1, ..., AP, folds}; several: "
                          "{label: {...}, ..., comparison})")
     cv.set_defaults(func=run_cv)
+    tr = add_verb(verbs, "train", "Train an 'ltr' reranker on a text collection: features of a first stage's "
+                  "candidates, labels from the split's qrels, LambdaMART (or a neural spec).", TRAIN_EXAMPLE)
+    add_collection_args(tr, split_default="train")
+    tr.add_argument("--first-stage", default="bm25 % 100",
+                    help="pipeline producing the candidates (default: 'bm25 %% 100')")
+    tr.add_argument("--model", default="lambdamart", metavar="SPEC", help="'lambdamart' or a JSON spec")
+    tr.add_argument("--valid-fraction", type=float, default=0.2,
+                    help="share of the split's queries held out for early stopping (default: 0.2)")
+    tr.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    tr.add_argument("--threads", type=int, default=1, help="threads (default: 1)")
+    tr.add_argument("--out", type=Path, required=True, help="folder to save the reranker in")
+    add_cache_arg(tr)
+    tr.set_defaults(func=run_train)
     p.set_defaults(func=lambda args: _usage(p))
 
 
@@ -106,4 +123,22 @@ def run_cv(args: argparse.Namespace) -> int:
         payload["comparison"] = comparison.to_dict()
     if args.json:
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from rankstack.ltr.features import train_ltr_reranker
+    from rankstack.pipeline.expression import parse_pipeline
+    from rankstack.registry import Context
+
+    collection = open_collection(args)
+    first = parse_pipeline(args.first_stage, Context(collection=collection, cache_dir=cache_dir(args)))
+    reranker = train_ltr_reranker(collection, first, split=args.split, model=parse_model_spec(args.model),
+                                  valid_fraction=args.valid_fraction, seed=args.seed, num_threads=args.threads)
+    reranker.save(args.out)
+    model = reranker.model
+    detail = f"{model.best_iteration} trees" if getattr(model, "best_iteration", None) else \
+        f"best epoch {getattr(model, 'best_epoch', '?')}"
+    print(f"saved {args.out}: {type(model).__name__} over {len(reranker.extractor.feature_names)} features "
+          f"({detail}); use it as \"{args.first_stage} >> ltr(model='{args.out}')\"")
     return 0
