@@ -69,8 +69,8 @@ class FeatureExtractor(Stage):
                             for f, fields in (("bm25", ("title", "text")), ("bm25_title", ("title",)),
                                               ("bm25_text", ("text",)))}
         full = self._retrievers["bm25"]
-        tokens = full._tokenize([full._doc_text(d) for d in docs])
-        title_tokens = full._tokenize([d.title or "" for d in docs])
+        tokens = full.tokenize([full.document_text(d) for d in docs])
+        title_tokens = full.tokenize([d.title or "" for d in docs])
         self._row = {d.docid: i for i, d in enumerate(docs)}
         self._doc_sets = [frozenset(t) for t in tokens]
         self._doc_len = np.array([len(t) for t in tokens], dtype=np.float32)
@@ -109,7 +109,7 @@ class FeatureExtractor(Stage):
         row = 0
         for qid, docids, scores in run.groups():
             text = queries[qid]
-            qtok = full._tokenize([text])[0]
+            qtok = full.tokenize([text])[0]
             uniq = list(dict.fromkeys(qtok))
             idfs = np.array([self._idf.get(t, self._max_idf) for t in uniq] or [0.0])
             rows = np.array([self._row[d] for d in docids.tolist()])
@@ -141,12 +141,7 @@ class FeatureExtractor(Stage):
         return LetorData(run.qids.copy(), run.docids.copy(), labels, feats, name=run.name)
 
     def _bm25(self, key: str, qtok: list[str]) -> np.ndarray:
-        retriever = self._retrievers[key]
-        model = retriever._model
-        known = [t for t in qtok if t in model.vocab_dict]
-        if not known:
-            return np.zeros(len(self._row), dtype=np.float32)
-        return np.asarray(model.get_scores(known), dtype=np.float32)
+        return self._retrievers[key].score_all(qtok)
 
     def _dense_scores(self, run: Run) -> dict[tuple[str, str], float]:
         rescored = self.dense(run)

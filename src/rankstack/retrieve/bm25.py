@@ -110,6 +110,25 @@ class BM25Retriever(Stage):
         parts = [doc.title if f == "title" else doc.text for f in self.params["fields"]]
         return " ".join(p for p in parts if p)
 
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """Tokens exactly as this index sees them (lower-case, stopwords, stemmer, token pattern)."""
+        return self._tokenize(list(texts))
+
+    def document_text(self, doc: Document) -> str:
+        """The text this index reads from ``doc`` (its configured fields joined)."""
+        return self._doc_text(doc)
+
+    def score_all(self, query_tokens: Sequence[str]) -> np.ndarray:
+        """BM25 score of every indexed document (index order) for one tokenised query; 0 if no term is known.
+
+        Feature extractors need scores of arbitrary documents, not just a top-k.
+        """
+        self._require_index()
+        known = [t for t in query_tokens if t in self._model.vocab_dict]
+        if not known:
+            return np.zeros(len(self._docids), dtype=np.float32)
+        return np.asarray(self._model.get_scores(known), dtype=np.float32)
+
     # indexing -----------------------------------------------------------------------------
     @classmethod
     def from_collection(cls, collection: Collection | str | Path, **params: Any) -> BM25Retriever:
