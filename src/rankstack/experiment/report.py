@@ -152,7 +152,7 @@ def _table(result: Any) -> str:
         label = html.escape(name) + (" <i>(baseline)</i>" if name == spec.baseline else "")
         expr = html.escape(spec.pipelines[name])
         how = "cached" if result.cached[name] else f"{result.seconds[name]:.1f} s"
-        rows.append(f"<tr><td>{label}</td>{''.join(cells)}<td><code>{expr}</code></td><td class=num>{how}</td></tr>")
+        rows.append(f"<tr><td>{label}</td>{''.join(cells)}<td class=expr><code>{expr}</code></td><td class=num>{how}</td></tr>")
     legend = ""
     if comp is not None:
         legend = (f"<p class=legend>{T_MARK} paired t-test, {PERM_MARK} paired randomization test "
@@ -167,7 +167,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1000px;
 color:#222;padding:0 1em}h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9em}th,td{padding:.3em .7em;border-bottom:1px solid #e5e5e5;
-text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.85em;color:#444}
+text-align:left;white-space:nowrap}td.expr{white-space:normal}td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.85em;color:#444}
 .legend,.meta{color:#555;font-size:.85em}figure{margin:1em 0}figcaption{color:#555;font-size:.85em}
 svg{max-width:100%;height:auto}
 """
