@@ -5,7 +5,8 @@ queries (1 positive + n BM25 negatives, one epoch, same lr/batch/length/seed), t
 top ``--depth`` for a fixed seeded subset of scifact test queries; nDCG@10 of the reranker alone
 and interpolated with BM25 (z-score, alpha 0.5) is compared with BM25 by paired tests.
 
-    python benchmarks/bench_losses.py --queries 200 --negatives 3 --max-length 128 --test-queries 100
+    python benchmarks/bench_losses.py --queries 300 --negatives 3 --max-length 128 --test-queries 100 \\
+        --lr 1e-4 --batch-size 4 --out .cache/rerank_bench/losses2
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def main(argv=None) -> int:
     p.add_argument("--test-queries", type=int, default=100)
     p.add_argument("--depth", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--batch-size", type=int, default=8, help="query groups per step")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -73,7 +76,7 @@ def main(argv=None) -> int:
             res = json.loads(res_path.read_text())
         else:
             cfg = RerankerTrainConfig(n_negatives=args.negatives, negative_depth=30, max_queries=args.queries,
-                                      validation=0, patience=None, epochs=1, batch_size=8, lr=5e-5,
+                                      validation=0, patience=None, epochs=1, batch_size=args.batch_size, lr=args.lr,
                                       head_lr_multiplier=10.0, max_length=args.max_length, threads=args.threads,
                                       seed=0, **SETTINGS[name])
             t = time.perf_counter()
