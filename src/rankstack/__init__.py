@@ -26,6 +26,16 @@ _LAZY = {
     "Stage": "rankstack.pipeline.stage",
     "parse_pipeline": "rankstack.pipeline.expression",
     "BM25Retriever": "rankstack.retrieve.bm25",
+    "DenseRetriever": "rankstack.retrieve.dense",
+    "load_encoder": "rankstack.encode",
+    "fuse": "rankstack.retrieve.fusion",
+    "fuse_runs": "rankstack.retrieve.fusion",
+    "run_experiment": "rankstack.experiment.runner",
+    "get_loss": "rankstack.losses",
+    "Trainer": "rankstack.train.trainer",
+    "CrossEncoderReranker": "rankstack.rerank.cross_encoder",
+    "LambdaMART": "rankstack.ltr.gbdt",
+    "cross_validate": "rankstack.ltr.cv",
 }
 
 __all__ = ["Queries", "Run", "Qrels", "RankstackError", "InputError", "UnknownComponentError",
