@@ -76,3 +76,10 @@ def test_import_is_light():
             "'onnxruntime') if m in sys.modules]; print(','.join(heavy))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_every_top_level_export_resolves():
+    import rankstack
+
+    for name in rankstack.__all__:
+        assert getattr(rankstack, name) is not None
