@@ -98,17 +98,20 @@ def _rerank_all(model: str, coll: Collection, run: Run, depth: int, threads: int
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(known))
     else:
-        stats.update(next((s for s in known["stats"] if s.get("tag") == tag), {}))
+        old = next((s for s in known["stats"] if s.get("tag") == tag), {})
+        stats.update({k: v for k, v in old.items() if k in ("pairs_per_s", "precision", "max_length")})
     scores = np.array([known["pairs"][k] for k in keys])
     runs = {}
     for method, alpha, norm in ((None, 1.0, "zscore"), ("interpolate", 0.5, "zscore"),
                                 ("interpolate", 0.5, "minmax"), ("rrf", 0.5, "zscore")):
         parts, pos = [], 0
-        for qid, d, s in top.groups():
-            parts.append(combine_scores(scores[pos:pos + len(d)], s, d, method, alpha, norm))
+        for (qid, d_all, s_all), (_, d, s) in zip(run.groups(), top.groups()):
+            rr = combine_scores(scores[pos:pos + len(d)], s, d, method, alpha, norm)
             pos += len(d)
+            tail = len(d_all) - len(d)  # ranks below the depth stay below, in first-stage order
+            parts.append(np.concatenate([rr, rr.min() - 1.0 - np.arange(tail)]) if tail else rr)
         label = "alone" if method is None else (f"interp-{norm}" if method == "interpolate" else "rrf")
-        runs[label] = top.replace(scores=np.concatenate(parts), name=f"{tag}>>ce-{label}")
+        runs[label] = run.replace(scores=np.concatenate(parts), name=f"{tag}>>ce-{label}")
     return runs, stats
 
 
