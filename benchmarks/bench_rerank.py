@@ -186,7 +186,7 @@ def cmd_speed(args) -> None:
         print(f"{label:28s} {len(q) / took:7.1f} pairs/s  nDCG@10 {res[label]['nDCG@10']:.4f}", flush=True)
     ref = res["rankstack-fp32"]["scores"]
     for label, r in res.items():
-        r["corr_with_fp32"] = float(np.corrcoef(r.pop("scores"), ref)[0, 1]) if label != "rankstack-fp32" else 1.0
+        r["corr_with_fp32"] = float(np.corrcoef(r.pop("scores"), ref)[0, 1])
     base = res["CrossEncoder.predict-fp32"]["pairs_per_s"]
     print("\n| path | pairs/s | x CrossEncoder fp32 | nDCG@10 (top-%d of %d queries) | corr. with fp32 |" % (args.depth, args.queries))
     print("|---|---|---|---|---|")
