@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from rankstack.hardware import BF16_FLAGS, PRECISIONS, bf16_support, cpu_bf16_flags
 from rankstack.errors import InputError
 
 __all__ = ["Encoder", "PRECISIONS", "cpu_bf16_flags", "cpu_supports_bf16", "resolve_precision",
@@ -34,46 +35,28 @@ __all__ = ["Encoder", "PRECISIONS", "cpu_bf16_flags", "cpu_supports_bf16", "reso
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16")
-_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 EMBEDDINGS_KIND = "embeddings"
 EMBEDDINGS_FORMAT = 1
 
 
 # ---------------------------------------------------------------------------------------------
 # precision
-def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
-    """The bf16-related CPU flags (``amx_bf16``, ``avx512_bf16``) this machine advertises."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return {f for f in _BF16_FLAGS if f in flags}
-    return set()
-
-
 def cpu_supports_bf16() -> bool:
-    """True when oneDNN is available to torch and the CPU has native bf16 instructions."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.backends.mkldnn.is_available()) and bool(cpu_bf16_flags())
+    """True when bf16 autocast runs natively here (decided once, in rankstack.hardware)."""
+    return bf16_support()[0]
 
 
 def resolve_precision(precision: str) -> str:
-    """Map ``"auto"|"fp32"|"bf16"`` to the precision that will run (``"fp32"`` or ``"bf16"``)."""
+    """Map ``"auto"|"fp32"|"bf16"`` to the precision that will run; unsupported bf16 falls back to fp32."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}", fix=f"choose one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return "bf16" if cpu_supports_bf16() else "fp32"
-    if precision == "bf16" and not cpu_supports_bf16():
-        log.warning("bf16 requested but this CPU has no native bf16 instructions (%s); it will be slow",
-                    ", ".join(_BF16_FLAGS))
-    return precision
+    if precision == "fp32":
+        return "fp32"
+    if cpu_supports_bf16():
+        return "bf16"
+    if precision == "bf16":
+        log.warning("bf16 requested but this CPU has no native bf16 (%s): running fp32", ", ".join(BF16_FLAGS))
+    return "fp32"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rankstack.hardware import bf16_support, resolve_precision
 from rankstack.errors import InputError, RankstackError, require
 from rankstack.storage import atomic_directory, atomic_write_text, read_manifest, write_manifest
 
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_KIND = "checkpoint"
 CHECKPOINT_FORMAT = 1
 WEIGHTS_FILE = "model.safetensors"
-PRECISIONS = ("auto", "fp32", "bf16")
+from rankstack.hardware import PRECISIONS  # noqa: E402  (re-exported for callers)
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("linear", "constant", "cosine")
 
@@ -53,47 +54,6 @@ class TrainingDivergedError(RankstackError):
 
 
 # ----------------------------------------------------------------------------- precision
-def bf16_support() -> tuple[bool, str]:
-    """Whether this CPU runs bf16 matmuls natively, and how that was decided.
-
-    Asks oneDNN first (``torch.ops.mkldnn._is_mkldnn_bf16_supported``), then the CPU flags in
-    ``/proc/cpuinfo`` (``amx_bf16``, ``avx512_bf16``). bf16 autocast on a CPU without them runs,
-    but emulated and slower than fp32, so "auto" only picks bf16 when one of them says yes.
-    """
-    try:
-        if torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-            return True, "oneDNN reports native bf16"
-    except (AttributeError, RuntimeError):  # older or non-x86 builds
-        pass
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            flags = set()
-            for line in fh:
-                if line.startswith("flags"):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
-        for flag in ("amx_bf16", "avx512_bf16"):
-            if flag in flags:
-                return True, f"CPU flag {flag}"
-        return False, "no amx_bf16/avx512_bf16 CPU flag"
-    except OSError:
-        return False, "cannot read /proc/cpuinfo and oneDNN reports no bf16"
-
-
-def resolve_precision(precision: str) -> tuple[str, str]:
-    """``(precision that will run, why)``; ``bf16`` on an unsupported CPU falls back to fp32."""
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}", fix=f"choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return "fp32", "requested"
-    ok, why = bf16_support()
-    if ok:
-        return "bf16", why
-    if precision == "bf16":
-        log.warning("bf16 requested but %s: running fp32", why)
-    return "fp32", why
-
-
 # ----------------------------------------------------------------------------- checkpoints
 def save_checkpoint(model: torch.nn.Module, path: str | Path, params: Mapping[str, Any] | None = None,
                     extra: Mapping[str, Any] | None = None) -> dict:
