@@ -2,6 +2,7 @@
 
     python benchmarks/bench_rerank.py prepare                 # first-stage runs (cached)
     python benchmarks/bench_rerank.py effectiveness --model DIR   # scifact: BM25/hybrid x reranker x fusion
+    python benchmarks/bench_rerank.py fuse3 --model DIR --depth 30   # CE + BM25 + dense, z-score sum
     python benchmarks/bench_rerank.py zeroshot --model DIR    # cranfield, cisi, msmarco_dl19_subset
     python benchmarks/bench_rerank.py speed --model DIR       # pairs/s: rankstack fp32/bf16 vs CrossEncoder
 
@@ -136,6 +137,41 @@ def cmd_effectiveness(args) -> None:
     (args.out / "effectiveness.json").write_text(json.dumps(results, indent=1, default=str))
 
 
+def cmd_fuse3(args) -> None:
+    """One pre-declared variant: equal-weight z-score sum of CE, BM25 and dense over the hybrid's top
+    `depth` (a missing first-stage score counts as that run's minimum); pair scores from the cache."""
+    from rankstack.rerank.base import normalise
+
+    coll = Collection("scifact")
+    qrels = coll.qrels("test")
+    hybrid = first_stage("scifact", "test", "hybrid", 100, args.out)
+    derived, _ = _rerank_all(args.model, coll, hybrid, args.depth, args.threads, "hybrid", args.out)
+    ce = derived["alone"].top_k(args.depth)
+    firsts = [first_stage("scifact", "test", n, 1000, args.out).to_dict() for n in ("bm25", "dense")]
+    parts, control, qids, docids = [], [], [], []
+    for q, d, s in ce.groups():
+        total = np.zeros(len(d))
+        for f in firsts:
+            fq = f.get(q, {})
+            lo = min(fq.values()) if fq else 0.0
+            total = total + normalise(np.array([fq.get(str(x), lo) for x in d]), "zscore")
+        control.append(total / 2)
+        parts.append((total + normalise(s, "zscore")) / 3)
+        qids += [q] * len(d)
+        docids += [str(x) for x in d]
+    fused = Run(np.array(qids), np.array(docids), np.concatenate(parts), name="hybrid>>ce 3-way z")
+    no_ce = Run(np.array(qids), np.array(docids), np.concatenate(control), name="control: z(bm25)+z(dense)")
+    runs = {"bm25": first_stage("scifact", "test", "bm25", 100, args.out).renamed("bm25"),
+            "hybrid": hybrid.renamed("hybrid"), "control: z(bm25)+z(dense), same candidates": no_ce,
+            "hybrid>>ce 3-way z": fused}
+    cmp = compare(runs, qrels, ["nDCG@10"], baseline="bm25")
+    print(cmp.to_text())
+    cmp2 = compare({k: v for k, v in runs.items() if k != "bm25"}, qrels, ["nDCG@10"], baseline="hybrid")
+    print(cmp2.to_text())
+    cmp3 = compare({k: runs[k] for k in list(runs)[2:]}, qrels, ["nDCG@10"], baseline=list(runs)[2])
+    print(cmp3.to_text())
+
+
 def cmd_zeroshot(args) -> None:
     results = {}
     for c in args.collections:
@@ -202,7 +238,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("prepare")
-    for name in ("effectiveness", "zeroshot", "speed"):
+    for name in ("effectiveness", "fuse3", "zeroshot", "speed"):
         s = sub.add_parser(name)
         s.add_argument("--model", required=True)
         s.add_argument("--depth", type=int, default=100 if name != "speed" else 20)
@@ -217,7 +253,7 @@ def main(argv=None) -> int:
     for noisy in ("bm25s", "sentence_transformers", "transformers", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
-    {"prepare": cmd_prepare, "effectiveness": cmd_effectiveness, "zeroshot": cmd_zeroshot,
+    {"prepare": cmd_prepare, "effectiveness": cmd_effectiveness, "fuse3": cmd_fuse3, "zeroshot": cmd_zeroshot,
      "speed": cmd_speed}[args.cmd](args)
     return 0
 
