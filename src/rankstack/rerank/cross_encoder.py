@@ -52,26 +52,17 @@ def base_model_path(name: str | os.PathLike[str] | None = None) -> Path:
 
 
 def bf16_supported() -> bool:
-    """True when this CPU runs bf16 matmuls natively (AVX-512 BF16 / AMX via oneDNN)."""
-    import torch
+    """True when this CPU runs bf16 matmuls natively (decided once, in :mod:`rankstack.hardware`)."""
+    from rankstack.hardware import bf16_support
 
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - older or non-x86 builds
-        return False
+    return bf16_support()[0]
 
 
 def resolve_precision(precision: str) -> str:
     """``auto`` -> ``bf16`` when supported, else ``fp32``; ``bf16`` on an unsupported CPU falls back."""
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}", fix=f"choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return "fp32"
-    if bf16_supported():
-        return "bf16"
-    if precision == "bf16":
-        log.warning("bf16 requested but this CPU has no native bf16 support: running fp32")
-    return "fp32"
+    from rankstack.hardware import resolve_precision as resolve
+
+    return resolve(precision)[0]
 
 
 def set_threads(threads: int | None) -> None:
