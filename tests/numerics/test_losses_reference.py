@@ -18,12 +18,8 @@ from rankstack.losses import get_loss  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors on a shared 2-core machine: one thread avoids oversubscription (10-50x faster)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_torch_thread(one_torch_thread):
+    """Shared fixture in tests/conftest.py."""
 
 
 def log1pexp(x: float) -> float:  # log(1 + e^x), stable

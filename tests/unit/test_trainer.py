@@ -25,11 +25,8 @@ D = 8
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_torch_thread(one_torch_thread):
+    """Shared fixture in tests/conftest.py."""
 
 
 def make_data(n_queries: int, seed: int) -> list[dict[str, np.ndarray]]:
