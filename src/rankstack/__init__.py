@@ -6,9 +6,7 @@ when a component that needs them is built.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from rankstack._lazy import lazy_getattr
 from rankstack.errors import InputError, MissingDependencyError, RankstackError, UnknownComponentError
 from rankstack.registry import Context, build, register
 from rankstack.types import Qrels, Queries, Run
@@ -41,8 +39,4 @@ _LAZY = {
 __all__ = ["Queries", "Run", "Qrels", "RankstackError", "InputError", "UnknownComponentError",
            "MissingDependencyError", "Context", "build", "register", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'rankstack' has no attribute {name!r}")
+__getattr__ = lazy_getattr("rankstack", _LAZY)

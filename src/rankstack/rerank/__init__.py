@@ -5,8 +5,7 @@ Lazy re-exports: importing this package does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rankstack._lazy import lazy_getattr
 
 _LAZY = {
     "PairScorer": "rankstack.rerank.base",
@@ -19,8 +18,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'rankstack.rerank' has no attribute {name!r}")
+__getattr__ = lazy_getattr("rankstack.rerank", _LAZY)

@@ -6,8 +6,7 @@ which need no torch) does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rankstack._lazy import lazy_getattr
 
 _LAZY = {
     "Trainer": "rankstack.train.trainer",
@@ -21,8 +20,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'rankstack.train' has no attribute {name!r}")
+__getattr__ = lazy_getattr("rankstack.train", _LAZY)
