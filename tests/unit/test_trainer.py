@@ -285,6 +285,20 @@ def test_iterable_data_with_max_steps_and_grad_accum():
         Trainer(make_model(), "hinge", epochs=1).fit(Stream(), collate)
 
 
+def test_time_budget_stops_after_the_first_step_past_it():
+    model = make_model()
+    trainer = Trainer(model, "listnet", lr=1e-2, epochs=50, batch_size=8, precision="fp32", progress=False,
+                      time_budget=1e-6)
+    result = trainer.fit(TRAIN, collate)
+    assert result.steps == 1 and result.stopped_by_budget
+    assert trainer.config()["time_budget"] == 1e-6
+    full = Trainer(make_model(), "listnet", lr=1e-2, epochs=1, batch_size=8, precision="fp32", progress=False,
+                   time_budget=3600).fit(TRAIN, collate)
+    assert full.steps == 12 and not full.stopped_by_budget
+    with pytest.raises(InputError, match="time_budget"):
+        Trainer(make_model(), "listnet", max_steps=1, time_budget=0)
+
+
 def test_input_errors_and_divergence():
     with pytest.raises(InputError, match="epochs"):
         Trainer(make_model(), "listnet")

@@ -47,6 +47,8 @@ def register(sub) -> None:
     r.add_argument("--epochs", type=int, default=1)
     r.add_argument("--max-steps", type=int, default=None)
     r.add_argument("--batch-size", type=int, default=8, help="query groups per step")
+    r.add_argument("--grad-accum", type=int, default=1,
+                   help="optimiser step every N batches (small batches run faster per pair on a CPU)")
     r.add_argument("--lr", type=float, default=5e-5)
     r.add_argument("--head-lr-multiplier", type=float, default=10.0)
     r.add_argument("--warmup-ratio", type=float, default=0.1)
@@ -61,6 +63,10 @@ def register(sub) -> None:
                    help="false-negative filter teacher: 'dense' or a cross-encoder folder (Xu et al., CIKM 2022)")
     r.add_argument("--fn-mode", choices=("drop", "downweight"), default="drop")
     r.add_argument("--fn-margin", type=float, default=0.0)
+    r.add_argument("--resample-negatives", action="store_true",
+                   help="draw fresh negatives for every epoch instead of reusing one draw")
+    r.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="stop training after this many minutes (keeps the best validated state)")
     r.add_argument("--checkpoint-dir", type=Path, default=None, help="also keep the trainer's best checkpoint")
     r.add_argument("--report", type=Path, default=None, help="write the training report as JSON")
     add_cache_arg(r)
@@ -81,7 +87,7 @@ def run_reranker(args: argparse.Namespace) -> int:
         if not isinstance(loss_args, dict):
             raise InputError("--loss-args must be a JSON object")
         loss = {"name": args.loss, "args": loss_args}
-    for name in ("n_negatives", "epochs", "batch_size", "max_length", "negative_depth"):
+    for name in ("n_negatives", "epochs", "batch_size", "grad_accum", "max_length", "negative_depth"):
         if getattr(args, name) < 1 and not (name == "n_negatives" and getattr(args, name) == 0):
             raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     from rankstack.losses import get_loss
@@ -92,11 +98,12 @@ def run_reranker(args: argparse.Namespace) -> int:
         n_negatives=args.n_negatives, negative_depth=args.negative_depth, graded=args.graded,
         max_queries=args.max_queries, validation=args.validation, validation_depth=args.validation_depth,
         validate_every=args.validate_every, patience=args.patience, epochs=args.epochs, max_steps=args.max_steps,
-        batch_size=args.batch_size, lr=args.lr, head_lr_multiplier=args.head_lr_multiplier,
+        batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr, head_lr_multiplier=args.head_lr_multiplier,
         warmup_ratio=args.warmup_ratio, max_length=args.max_length, precision=args.precision,
         threads=args.threads, seed=args.seed, curriculum=args.curriculum,
         curriculum_fraction=args.curriculum_fraction, fn_filter=args.fn_filter, fn_mode=args.fn_mode,
-        fn_margin=args.fn_margin, progress=True)
+        fn_margin=args.fn_margin, resample_negatives=args.resample_negatives,
+        time_budget_minutes=args.time_budget, progress=True)
     collection = open_collection(args)
     report = train_reranker(collection, args.out, cfg, split=args.split, cache_dir=cache_dir(args),
                             checkpoint_dir=args.checkpoint_dir)

@@ -118,6 +118,7 @@ class FitResult:
     seconds: float
     checkpoint: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    stopped_by_budget: bool = False
 
 
 class Trainer:
@@ -157,6 +158,10 @@ class Trainer:
     num_threads: torch intra-op threads during :meth:`fit` (on a loaded 2-core machine 1 can be
         much faster than 2); restored afterwards.
     progress: show a tqdm bar with the loss and the last validation value (None: only on a TTY).
+    time_budget: wall-clock seconds for :meth:`fit`; training stops after the first optimiser step
+        past it (then validates and restores the best state as usual). Planned runs on a shared CPU
+        can then promise a bound ("<= 60 minutes") without guessing the speed. The learning-rate
+        schedule still follows the planned steps, so set ``max_steps`` to what the budget affords.
     """
 
     def __init__(self, model: torch.nn.Module, loss: Any, *, optimizer: str | Callable[..., Any] = "adamw",
@@ -168,7 +173,7 @@ class Trainer:
                  min_delta: float = 0.0, restore_best: bool = True, checkpoint_dir: str | Path | None = None,
                  param_groups: Mapping[str, float] | None = None, num_threads: int | None = None,
                  shuffle: bool = True, drop_last: bool = False, log_every: int = 1,
-                 progress: bool | None = None, device: str = "cpu") -> None:
+                 progress: bool | None = None, device: str = "cpu", time_budget: float | None = None) -> None:
         from rankstack.losses import get_loss
 
         if not isinstance(model, torch.nn.Module):
@@ -181,6 +186,8 @@ class Trainer:
                                  ("log_every", log_every, 1)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
                 raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+        if time_budget is not None and not (isinstance(time_budget, (int, float)) and time_budget > 0):
+            raise InputError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
         if not (isinstance(lr, (int, float)) and lr > 0):
             raise InputError(f"lr must be a positive number, got {lr!r}")
         if not (0.0 <= warmup_ratio < 1.0):
@@ -216,6 +223,7 @@ class Trainer:
         self.num_threads, self.shuffle, self.drop_last = num_threads, shuffle, drop_last
         self.log_every, self.progress = log_every, progress
         self.device = torch.device(device)
+        self.time_budget = None if time_budget is None else float(time_budget)
         self.history: list[dict[str, Any]] = []
         self.step = 0  # optimiser steps taken (a collate's curriculum may read it)
         self.optimizer: torch.optim.Optimizer | None = None
@@ -230,7 +238,8 @@ class Trainer:
                 "epochs": self.epochs, "max_steps": self.max_steps, "batch_size": self.batch_size,
                 "grad_accum": self.grad_accum, "grad_clip": self.grad_clip, "precision": self.precision,
                 "precision_used": self.precision_used, "seed": self.seed, "validate_every": self.validate_every,
-                "patience": self.patience, "min_delta": self.min_delta, "param_groups": self.param_groups}
+                "patience": self.patience, "min_delta": self.min_delta, "param_groups": self.param_groups,
+                "time_budget": self.time_budget}
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The autocast context training runs under (use it in ``validate_fn`` for matching numerics)."""
@@ -375,7 +384,7 @@ class Trainer:
         best_value: float | None = None
         best_step: int | None = None
         best_state: dict[str, torch.Tensor] | None = None
-        bad_validations, stopped_early = 0, False
+        bad_validations, stopped_early, over_budget = 0, False, False
         last_val: float | None = None
         last_loss: float | None = None
         validated_at = -1
@@ -466,6 +475,11 @@ class Trainer:
                     if self.step >= total:
                         done = True
                         break
+                    if self.time_budget is not None and time.perf_counter() - start >= self.time_budget:
+                        log.warning("time budget of %.0fs reached after %d of %d planned steps: stopping",
+                                    self.time_budget, self.step, total)
+                        over_budget = done = True
+                        break
                 if n_batches == 0:
                     log.warning("epoch %d produced no batch (an exhausted iterator?): stopping", epoch)
                     break
@@ -494,4 +508,4 @@ class Trainer:
         return FitResult(steps=self.step, epochs=round(epochs_done, 4), best_value=best_value, best_step=best_step,
                          stopped_early=stopped_early, precision=self.precision_used,
                          precision_reason=self.precision_reason, seconds=seconds, checkpoint=checkpoint,
-                         history=self.history)
+                         history=self.history, stopped_by_budget=over_budget)
