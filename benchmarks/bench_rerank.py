@@ -5,6 +5,8 @@
     python benchmarks/bench_rerank.py fuse3 --model DIR --depth 30   # CE + BM25 + dense, z-score sum
     python benchmarks/bench_rerank.py zeroshot --model DIR    # cranfield, cisi, msmarco_dl19_subset
     python benchmarks/bench_rerank.py speed --model DIR       # pairs/s: rankstack fp32/bf16 vs CrossEncoder
+    python benchmarks/bench_rerank.py validation --model DIR  # held-out training queries: inference length
+    python benchmarks/bench_rerank.py cost --model DIR        # nDCG@10 of bf16 vs fp32 on all test queries
 
 Every table is printed and also written as JSON under --out (default .cache/rerank_bench).
 """
@@ -78,19 +80,21 @@ def _reranker(model: str, coll: Collection, **kw):
 
 
 def _rerank_all(model: str, coll: Collection, run: Run, depth: int, threads: int | None, tag: str,
-                out: Path, precision: str = "auto") -> tuple[dict[str, Run], dict]:
+                out: Path, precision: str = "auto", max_length: int | None = None) -> tuple[dict[str, Run], dict]:
     """Score the top `depth` (pair scores cached per model and collection, so runs that share
     pairs -- BM25 and hybrid -- score them once), then derive alone / interpolated / RRF runs."""
     from rankstack.rerank.base import combine_scores
 
-    cache = out / "scores" / f"{Path(model).name}-{coll.name}-{precision}.json"
+    suffix = "" if max_length is None else f"-len{max_length}"
+    cache = out / "scores" / f"{Path(model).name}-{coll.name}-{precision}{suffix}.json"
     known = json.loads(cache.read_text()) if cache.is_file() else {"pairs": {}, "stats": []}
     top = run.top_k(depth)
     keys = [f"{q}\t{d}" for q, d in zip(top.qids.tolist(), top.docids.tolist())]
     todo = [i for i, k in enumerate(keys) if k not in known["pairs"]]
     stats = {"pairs": len(keys), "new_pairs": len(todo)}
     if todo:
-        rr = _reranker(model, coll, depth=depth, threads=threads, precision=precision, progress=True)
+        rr = _reranker(model, coll, depth=depth, threads=threads, precision=precision, progress=True,
+                       max_length=max_length)
         q = [top.queries[str(top.qids[i])] for i in todo]
         scores = rr.score(q, coll.doc_texts([top.docids[i] for i in todo]))
         known["pairs"].update({keys[i]: float(s) for i, s in zip(todo, scores)})
@@ -187,8 +191,51 @@ def cmd_zeroshot(args) -> None:
     (args.out / "zeroshot.json").write_text(json.dumps(results, indent=1, default=str))
 
 
+def cmd_validation(args) -> None:
+    """Choices made without the test set: the reranker alone and interpolated over BM25's top `depth`
+    for the training queries held out for validation (the same seeded slice the trainer used), at
+    each inference max length in --lengths."""
+    from rankstack.train.reranker_data import split_queries
+
+    coll = Collection("scifact")
+    queries, qrels = coll.queries("train"), coll.qrels("train")
+    _, val = split_queries(list(queries.qids), args.validation, seed=args.seed)
+    bm25 = first_stage("scifact", "train", "bm25", 100, args.out).restrict(val).with_queries(queries)
+    runs = {"bm25": bm25.renamed("bm25")}
+    for ml in args.lengths:
+        derived, st = _rerank_all(args.model, coll, bm25, args.depth, args.threads, f"val-{ml}", args.out,
+                                  max_length=ml)
+        for label in ("alone", "interp-zscore"):
+            runs[f"bm25>>ce {label} len {ml}"] = derived[label]
+    cmp = compare(runs, qrels.restrict(val), ["nDCG@10"], baseline="bm25")
+    print(f"{len(val)} held-out scifact training queries, depth {args.depth}")
+    print(cmp.to_text())
+
+
+def cmd_cost(args) -> None:
+    """nDCG@10 cost of the fast path: BM25 top `depth` of every scifact test query reranked (alone)
+    in fp32 and in bf16 (pair scores cached per precision); the paired difference with its tests."""
+    coll = Collection("scifact")
+    qrels = coll.qrels("test")
+    bm25 = first_stage("scifact", "test", "bm25", 100, args.out).renamed("bm25")
+    runs, stats = {}, {}
+    for precision in ("fp32", "bf16"):
+        derived, st = _rerank_all(args.model, coll, bm25, args.depth, args.threads, f"bm25-{precision}", args.out,
+                                  precision=precision)
+        runs[f"bm25>>ce {precision}"] = derived["alone"]
+        stats[precision] = st
+    cmp = compare(runs, qrels, ["nDCG@10"], baseline="bm25>>ce fp32")
+    print(cmp.to_text())
+    (args.out / f"cost-{args.depth}.json").write_text(json.dumps({"stats": stats, "comparison": cmp.to_dict()},
+                                                                 indent=1, default=str))
+
+
 def cmd_speed(args) -> None:
-    """Pairs/s of rankstack fp32 / bf16 vs sentence_transformers.CrossEncoder.predict, same weights."""
+    """Pairs/s of rankstack's paths vs sentence_transformers.CrossEncoder.predict, same weights and max
+    length, in one process. Paths run interleaved for `--rounds` rounds (the machine is shared and
+    noisy); the table reports medians and the ratio of medians against CrossEncoder.predict fp32."""
+    import statistics
+
     import torch
     from sentence_transformers import CrossEncoder
 
@@ -200,37 +247,53 @@ def cmd_speed(args) -> None:
     sub = bm25.restrict(bm25.query_ids[: args.queries]).top_k(args.depth)
     q = [sub.queries[x] for x in sub.qids]
     d = coll.doc_texts(sub.docids)
-    res = {}
     ml = args.max_length or _reranker(args.model, coll).max_length
-    for label in ("rankstack-bf16", "rankstack-fp32", "CrossEncoder.predict-fp32", "CrossEncoder.predict-bf16"):
-        t = time.perf_counter()
-        if label.startswith("rankstack"):
-            rr = _reranker(args.model, coll, max_length=ml, precision=label.split("-")[1], batch_size=32)
-            scores = rr.score(q, d)
-        else:
-            ce = CrossEncoder(args.model, device="cpu", max_length=ml)
-            if label.endswith("bf16"):
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    scores = ce.predict(list(zip(q, d)), batch_size=32, activation_fn=torch.nn.Identity())
-            else:
-                scores = ce.predict(list(zip(q, d)), batch_size=32, activation_fn=torch.nn.Identity())
-        took = time.perf_counter() - t
-        scores = np.asarray(scores, dtype=np.float64)
-        run = sub.replace(scores=scores, name=label)
-        res[label] = {"pairs": len(q), "seconds": took, "pairs_per_s": len(q) / took,
-                      "nDCG@10": evaluate(run, qrels, "nDCG@10").mean["nDCG@10"], "scores": scores}
-        print(f"{label:28s} {len(q) / took:7.1f} pairs/s  nDCG@10 {res[label]['nDCG@10']:.4f}", flush=True)
-    ref = res["rankstack-fp32"]["scores"]
-    for label, r in res.items():
-        r["corr_with_fp32"] = float(np.corrcoef(r.pop("scores"), ref)[0, 1])
-    base = res["CrossEncoder.predict-fp32"]["pairs_per_s"]
-    print("\n| path | pairs/s | x CrossEncoder fp32 | nDCG@10 (top-%d of %d queries) | corr. with fp32 |" % (args.depth, args.queries))
+    ce = CrossEncoder(args.model, device="cpu", max_length=ml)
+    identity = torch.nn.Identity()
+
+    def predict(bf16: bool):
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return ce.predict(list(zip(q, d)), batch_size=32, activation_fn=identity)
+        return run
+
+    paths = {}
+    for label, precision, bs in (("rankstack fast (bf16, batch 16)", "bf16", 16),
+                                 ("rankstack bf16 (batch 32)", "bf16", 32),
+                                 ("rankstack fp32 (batch 32)", "fp32", 32)):
+        rr = _reranker(args.model, coll, max_length=ml, precision=precision, batch_size=bs)
+        paths[label] = (lambda rr=rr: rr.score(q, d))
+    paths["CrossEncoder.predict fp32 (batch 32)"] = predict(False)
+    paths["CrossEncoder.predict bf16 autocast (batch 32)"] = predict(True)
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    scores: dict[str, np.ndarray] = {}
+    for rnd in range(args.rounds):
+        for label, fn in paths.items():
+            t = time.perf_counter()
+            out = fn()
+            times[label].append(time.perf_counter() - t)
+            scores[label] = np.asarray(out, dtype=np.float64)
+            print(f"round {rnd + 1} {label:46s} {len(q) / times[label][-1]:7.1f} pairs/s", flush=True)
+    ref_label = "rankstack fp32 (batch 32)"
+    base = len(q) / statistics.median(times["CrossEncoder.predict fp32 (batch 32)"])
+    res = {}
+    for label in paths:
+        run = sub.replace(scores=scores[label], name=label)
+        pps = len(q) / statistics.median(times[label])
+        res[label] = {"pairs": len(q), "seconds": times[label], "pairs_per_s_median": pps,
+                      "x_crossencoder_fp32": pps / base,
+                      "nDCG@10": evaluate(run, qrels, "nDCG@10").mean["nDCG@10"],
+                      "corr_with_fp32": float(np.corrcoef(scores[label], scores[ref_label])[0, 1])}
+    print(f"\n{len(q)} pairs (BM25 top {args.depth} of {args.queries} scifact test queries), max length {ml}, "
+          f"{torch.get_num_threads()} threads, median of {args.rounds} rounds")
+    print(f"| path | pairs/s | x CrossEncoder.predict fp32 | nDCG@10 (these {args.queries} queries) | "
+          "corr. with rankstack fp32 |")
     print("|---|---|---|---|---|")
     for label, r in res.items():
-        print(f"| {label} | {r['pairs_per_s']:.1f} | {r['pairs_per_s'] / base:.2f} | {r['nDCG@10']:.4f} | "
+        print(f"| {label} | {r['pairs_per_s_median']:.1f} | {r['x_crossencoder_fp32']:.2f} | {r['nDCG@10']:.4f} | "
               f"{r['corr_with_fp32']:.5f} |")
-    (args.out / "speed.json").write_text(json.dumps({"max_length": ml, "threads": torch.get_num_threads(),
-                                                     "results": res}, indent=1))
+    (args.out / f"speed-{ml}.json").write_text(json.dumps({"max_length": ml, "threads": torch.get_num_threads(),
+                                                          "rounds": args.rounds, "results": res}, indent=1))
 
 
 def main(argv=None) -> int:
@@ -238,15 +301,20 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("prepare")
-    for name in ("effectiveness", "fuse3", "zeroshot", "speed"):
+    for name in ("effectiveness", "fuse3", "zeroshot", "speed", "cost", "validation"):
         s = sub.add_parser(name)
         s.add_argument("--model", required=True)
-        s.add_argument("--depth", type=int, default=100 if name != "speed" else 20)
+        s.add_argument("--depth", type=int, default=20 if name in ("speed", "cost") else 100)
         s.add_argument("--threads", type=int, default=None)
         if name == "zeroshot":
             s.add_argument("--collections", nargs="+", default=list(ZERO_SHOT))
+        if name == "validation":
+            s.add_argument("--lengths", type=int, nargs="+", default=[192, 256])
+            s.add_argument("--validation", type=int, default=60)
+            s.add_argument("--seed", type=int, default=0)
         if name == "speed":
             s.add_argument("--queries", type=int, default=30)
+            s.add_argument("--rounds", type=int, default=3)
             s.add_argument("--max-length", type=int, default=None, help="default: the model's")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -254,7 +322,7 @@ def main(argv=None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     {"prepare": cmd_prepare, "effectiveness": cmd_effectiveness, "fuse3": cmd_fuse3, "zeroshot": cmd_zeroshot,
-     "speed": cmd_speed}[args.cmd](args)
+     "speed": cmd_speed, "cost": cmd_cost, "validation": cmd_validation}[args.cmd](args)
     return 0
 
 

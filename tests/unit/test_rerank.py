@@ -303,6 +303,32 @@ def test_resampled_negatives_and_grad_accum(tiny_bert, tmp_path):
     assert manifest["training"]["trainer"]["grad_accum"] == 2
 
 
+def test_distillation_mix_packs_teacher_scores(tiny_bert, tmp_path):
+    """Groups carry the teacher's score of every item; the mixed loss is (1-w)*loss + w*KL."""
+    from rankstack.data.beir import Collection
+    from rankstack.losses import get_loss
+    from rankstack.train.reranker_data import DistillationMix, RerankerTrainConfig, train_reranker
+
+    scores = torch.tensor([[2.0, 0.5, -1.0]])
+    rel = torch.tensor([[1.0, 0.0, 0.0]])
+    teach = torch.tensor([[0.0, 3.0, 1.0]])
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    mix = DistillationMix("listnet", weight=0.25)
+    want = 0.75 * get_loss("listnet")(scores, rel, mask) + 0.25 * get_loss("listwise_kl")(scores, teach, mask)
+    assert torch.allclose(mix(scores, torch.stack([rel, teach], -1), mask), want)
+    with pytest.raises(InputError, match="teacher"):
+        mix(scores, rel, mask)
+
+    coll = Collection(write_topic_collection(tmp_path / "topics"))
+    cfg = RerankerTrainConfig(base_model=str(tiny_bert), n_negatives=2, negative_depth=10, validation=2, epochs=2,
+                              batch_size=4, lr=1e-3, max_length=24, precision="fp32", threads=1, patience=None,
+                              seed=2, distill="bm25", distill_depth=10, distill_weight=0.5)
+    report = train_reranker(coll, tmp_path / "m", cfg)
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["training"]["trainer"]["loss"]["name"] == "distillation_mix"
+    assert report.steps > 0
+
+
 def test_train_and_rerank_cli(tiny_bert, tmp_path, capsys):
     from rankstack.cli import main
 

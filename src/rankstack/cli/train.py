@@ -65,6 +65,11 @@ def register(sub) -> None:
     r.add_argument("--fn-margin", type=float, default=0.0)
     r.add_argument("--resample-negatives", action="store_true",
                    help="draw fresh negatives for every epoch instead of reusing one draw")
+    r.add_argument("--distill", default=None, metavar="FIRST_STAGE",
+                   help="also distil from a first stage's scores, e.g. \"fuse(bm25, dense, method=combsum, "
+                        "norm='z-score')\" (listwise KL mixed with --loss)")
+    r.add_argument("--distill-weight", type=float, default=0.5, help="weight of the distillation term (0-1)")
+    r.add_argument("--distill-temperature", type=float, default=1.0)
     r.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
                    help="stop training after this many minutes (keeps the best validated state)")
     r.add_argument("--checkpoint-dir", type=Path, default=None, help="also keep the trainer's best checkpoint")
@@ -102,7 +107,8 @@ def run_reranker(args: argparse.Namespace) -> int:
         warmup_ratio=args.warmup_ratio, max_length=args.max_length, precision=args.precision,
         threads=args.threads, seed=args.seed, curriculum=args.curriculum,
         curriculum_fraction=args.curriculum_fraction, fn_filter=args.fn_filter, fn_mode=args.fn_mode,
-        fn_margin=args.fn_margin, resample_negatives=args.resample_negatives,
+        fn_margin=args.fn_margin, resample_negatives=args.resample_negatives, distill=args.distill,
+        distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
         time_budget_minutes=args.time_budget, progress=True)
     collection = open_collection(args)
     report = train_reranker(collection, args.out, cfg, split=args.split, cache_dir=cache_dir(args),

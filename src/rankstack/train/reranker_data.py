@@ -26,7 +26,8 @@ from rankstack.train.curriculum import Curriculum, group_easiness
 from rankstack.types import Qrels, Queries, Run
 
 __all__ = ["Group", "build_groups", "split_queries", "PairCollator", "PairListModel", "attach_easiness",
-           "RerankValidator", "RerankerTrainConfig", "TrainReport", "train_reranker", "export_checkpoint"]
+           "RerankValidator", "RerankerTrainConfig", "TrainReport", "train_reranker", "export_checkpoint",
+           "attach_teacher_scores", "DistillationMix"]
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +144,18 @@ class PairCollator:
         if not groups:
             raise InputError("cannot collate an empty batch")
         B, L = len(groups), max(len(g) for g in groups)
-        labels = torch.zeros(B, L)
+        distill = "teacher" in groups[0].meta
+        labels = torch.zeros(B, L, 2) if distill else torch.zeros(B, L)
         mask = torch.zeros(B, L, dtype=torch.bool)
         weights = torch.ones(B, L)
         q_texts, d_ids, flat = [], [], []
         for b, g in enumerate(groups):
             n = len(g)
-            labels[b, :n] = torch.tensor(g.labels, dtype=torch.float32)
+            if distill:
+                labels[b, :n, 0] = torch.tensor(g.labels, dtype=torch.float32)
+                labels[b, :n, 1] = torch.tensor(g.meta["teacher"], dtype=torch.float32)
+            else:
+                labels[b, :n] = torch.tensor(g.labels, dtype=torch.float32)
             weights[b, :n] = torch.tensor(g.weights, dtype=torch.float32)
             mask[b, :n] = True
             q_texts.extend([g.query] * n)
@@ -267,6 +273,10 @@ class RerankerTrainConfig:
     fn_mode: str = "drop"
     fn_margin: float = 0.0
     resample_negatives: bool = False
+    distill: str | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 1.0
+    distill_depth: int = 1000
     time_budget_minutes: float | None = None
     progress: bool | None = None
 
@@ -306,6 +316,53 @@ def _head_prefixes(module: Any) -> list[str]:
             if key in parts:
                 prefixes.add(".".join(parts[: parts.index(key) + 1]) + ".")
     return sorted(prefixes)
+
+
+def attach_teacher_scores(groups: list[Group], teacher: Run) -> list[Group]:
+    """Store a teacher run's score of every group item in ``meta["teacher"]``.
+
+    A document the teacher did not retrieve gets the query's lowest teacher score (it ranked
+    below everything the teacher returned).
+    """
+    per_query = {q: dict(zip(d.tolist(), s.tolist())) for q, d, s in teacher.groups()}
+    out = []
+    for g in groups:
+        scores = per_query.get(g.qid, {})
+        floor = min(scores.values()) if scores else 0.0
+        out.append(dataclasses.replace(g, meta={**g.meta, "teacher": [float(scores.get(d, floor))
+                                                                      for d in g.docids]}))
+    return out
+
+
+class DistillationMix:
+    """``(1 - w) * loss(scores, labels) + w * kd(scores, teacher)``: judgements plus a teacher's scores.
+
+    With few judged queries a teacher that ranks every candidate gives the student a signal on all
+    of them, not just the positive (Hinton et al., 2015; listwise distillation for rerankers). The
+    collate packs ``labels[..., 0]`` = relevance and ``labels[..., 1]`` = teacher score.
+    """
+
+    def __init__(self, loss: Any, weight: float = 0.5, temperature: float = 1.0) -> None:
+        from rankstack.losses import get_loss
+
+        if not 0.0 <= weight <= 1.0:
+            raise InputError(f"distillation weight must be in [0, 1], got {weight!r}")
+        self.base, self.weight = get_loss(loss), float(weight)
+        self.kd = get_loss({"name": "listwise_kl", "args": {"temperature": float(temperature)}})
+        self.__name__ = f"{getattr(self.base, '__name__', 'loss')}+listwise_kl"
+
+    def spec(self) -> dict[str, Any]:
+        base = self.base.spec() if hasattr(self.base, "spec") else repr(self.base)
+        return {"name": "distillation_mix", "args": {"loss": base, "weight": self.weight,
+                                                     "kd": self.kd.spec() if hasattr(self.kd, "spec") else "listwise_kl"}}
+
+    def __call__(self, scores: Any, labels: Any, mask: Any = None, weights: Any = None) -> Any:
+        if labels.dim() != 3 or labels.shape[-1] != 2:
+            raise InputError("distillation needs labels [B, L, 2] (relevance, teacher score)",
+                             fix="collate groups that carry meta['teacher'] (attach_teacher_scores)")
+        rel, teach = labels[..., 0], labels[..., 1]
+        return (1.0 - self.weight) * self.base(scores, rel, mask, weights) + self.weight * self.kd(
+            scores, teach, mask, weights)
 
 
 def train_reranker(collection: Any, out: str | Any, config: RerankerTrainConfig | None = None,
@@ -374,6 +431,14 @@ def train_reranker(collection: Any, out: str | Any, config: RerankerTrainConfig 
         report = fr.to_dict()
         log.info("%s", fr)
 
+    loss: Any = cfg.loss
+    if cfg.distill:
+        log.info("distillation teacher: %s (top %d), weight %.2f", cfg.distill, cfg.distill_depth, cfg.distill_weight)
+        teacher_run = first_stage_run(collection, train_queries, spec=cfg.distill, k=cfg.distill_depth,
+                                      cache_dir=cache_dir)
+        groups = attach_teacher_scores(groups, teacher_run)
+        loss = DistillationMix(cfg.loss, cfg.distill_weight, cfg.distill_temperature)
+
     model = PairListModel(hf_model)
     total_steps = int(np.ceil(np.ceil(len(groups) / cfg.batch_size) / cfg.grad_accum)) * trainer_epochs
     if cfg.max_steps:
@@ -388,7 +453,7 @@ def train_reranker(collection: Any, out: str | Any, config: RerankerTrainConfig 
                                     qrels.restrict(val_q), collection, max_length=cfg.max_length,
                                     depth=cfg.validation_depth, precision=cfg.precision)
     head = {p: cfg.head_lr_multiplier for p in _head_prefixes(model)} if cfg.head_lr_multiplier != 1 else None
-    trainer = Trainer(model, cfg.loss, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+    trainer = Trainer(model, loss, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                       epochs=trainer_epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size,
                       grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip, precision=cfg.precision, seed=cfg.seed,
                       validate_every=cfg.validate_every, validate_fn=validator,
