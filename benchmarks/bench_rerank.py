@@ -258,8 +258,9 @@ def cmd_speed(args) -> None:
         return run
 
     paths = {}
-    for label, precision, bs in (("rankstack fast (bf16, batch 16)", "bf16", 16),
-                                 ("rankstack bf16 (batch 32)", "bf16", 32),
+    for label, precision, bs in (("rankstack fast (bf16 weights, batch 16)", "bf16-weights", 16),
+                                 ("rankstack bf16 autocast (batch 16)", "bf16", 16),
+                                 ("rankstack bf16 autocast (batch 32)", "bf16", 32),
                                  ("rankstack fp32 (batch 32)", "fp32", 32)):
         rr = _reranker(args.model, coll, max_length=ml, precision=precision, batch_size=bs)
         paths[label] = (lambda rr=rr: rr.score(q, d))

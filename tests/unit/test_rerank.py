@@ -178,6 +178,11 @@ def test_cross_encoder_bf16_path_is_reported_and_close(tiny_bert):
     assert auto.precision_used == ("bf16" if bf16_supported() else "fp32")
     q, d = ["cats purr"] * 4, ["cats purr", "dogs bark", "fish", "why do cats purr"]
     np.testing.assert_allclose(auto.score(q, d), fp32.score(q, d), atol=0.05)
+    fast = CrossEncoderReranker(str(tiny_bert), precision="bf16-weights", max_length=32)
+    assert fast.precision_used == ("bf16-weights" if bf16_supported() else "fp32")
+    if bf16_supported():
+        assert next(fast.model.parameters()).dtype == torch.bfloat16
+    np.testing.assert_allclose(fast.score(q, d), fp32.score(q, d), atol=0.05)
     with pytest.raises(InputError):
         CrossEncoderReranker(str(tiny_bert), precision="fp16")
     with pytest.raises(InputError):
