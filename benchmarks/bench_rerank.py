@@ -213,13 +213,13 @@ def cmd_validation(args) -> None:
 
 
 def cmd_cost(args) -> None:
-    """nDCG@10 cost of the fast path: BM25 top `depth` of every scifact test query reranked (alone)
-    in fp32 and in bf16 (pair scores cached per precision); the paired difference with its tests."""
+    """nDCG@10 cost of the fast paths: BM25 top `depth` of every scifact test query reranked (alone)
+    in fp32, bf16 autocast and bf16 weights (pair scores cached per precision); paired tests vs fp32."""
     coll = Collection("scifact")
     qrels = coll.qrels("test")
     bm25 = first_stage("scifact", "test", "bm25", 100, args.out).renamed("bm25")
     runs, stats = {}, {}
-    for precision in ("fp32", "bf16"):
+    for precision in ("fp32", "bf16", "bf16-weights"):
         derived, st = _rerank_all(args.model, coll, bm25, args.depth, args.threads, f"bm25-{precision}", args.out,
                                   precision=precision)
         runs[f"bm25>>ce {precision}"] = derived["alone"]
