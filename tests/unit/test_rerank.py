@@ -182,6 +182,10 @@ def test_cross_encoder_bf16_path_is_reported_and_close(tiny_bert):
     assert fast.precision_used == ("bf16-weights" if bf16_supported() else "fp32")
     if bf16_supported():
         assert next(fast.model.parameters()).dtype == torch.bfloat16
+        with pytest.raises(InputError, match="bf16"):
+            fast.save("never-written")
+    with pytest.raises(InputError, match="bf16-weights"):  # the error lists every choice
+        CrossEncoderReranker(str(tiny_bert), precision="int4")
     np.testing.assert_allclose(fast.score(q, d), fp32.score(q, d), atol=0.05)
     with pytest.raises(InputError):
         CrossEncoderReranker(str(tiny_bert), precision="fp16")
@@ -301,6 +305,8 @@ def test_resampled_negatives_and_grad_accum(tiny_bert, tmp_path):
     again = train_reranker(coll, tmp_path / "again", RerankerTrainConfig(**base, resample_negatives=True,
                                                                            grad_accum=2))
     assert again.groups == 3 * once.groups
+    assert abs(again.pairs_per_epoch - once.pairs_per_epoch) <= 2  # per epoch, not the total of the rounds
+    assert len(again.validation_history) >= 3  # validated once per original epoch by default
     assert once.steps == 3 * -(-once.groups // 2)  # ceil(groups / batch) per epoch, 3 epochs
     assert again.steps == -(-(-(-again.groups // 2)) // 2)  # one pass, a step every 2 batches
     manifest = json.loads((tmp_path / "again" / "manifest.json").read_text())

@@ -68,6 +68,8 @@ def resolve_precision(precision: str) -> str:
     """
     from rankstack.hardware import resolve_precision as resolve
 
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}", fix=f"choose one of {', '.join(PRECISIONS)}")
     if precision == "bf16-weights":
         return "bf16-weights" if resolve("bf16")[0] == "bf16" else "fp32"
     return resolve(precision)[0]
@@ -95,7 +97,7 @@ class CrossEncoderReranker(PairScorer):
     name = "reranker"
 
     def __init__(self, model: str | os.PathLike[str] | None = DEFAULT_BASE, documents: DocumentSource = None,
-                 max_length: int | None = None, batch_size: int = 32, precision: str = "auto",
+                 max_length: int | None = None, batch_size: int = 16, precision: str = "auto",
                  threads: int | None = None, depth: int | None = 100, combine: str | None = None,
                  alpha: float = 0.5, norm: str = "zscore", rrf_k: int = 60, progress: bool = False,
                  verify: bool = True, _module: Any = None, _tokenizer: Any = None) -> None:
@@ -188,6 +190,9 @@ class CrossEncoderReranker(PairScorer):
         The manifest records format version, base model, max_length, the training configuration and
         a SHA-256 of every file; :class:`CrossEncoderReranker` verifies it on load.
         """
+        if self.precision_used == "bf16-weights":
+            raise InputError("this reranker's weights were cast to bf16 for inference: saving would lose precision",
+                             fix="load the model with precision='fp32' or 'auto' to save it")
         return save_cross_encoder(self.model, self.tokenizer, path, max_length=self.max_length,
                                   base_model=self.base_model, training=training)
 
@@ -216,7 +221,7 @@ def save_cross_encoder(model: Any, tokenizer: Any, path: str | os.PathLike[str],
 
 @register("reranker", kind="reranker")
 def build_reranker(context: Context | None = None, model: str | None = None, depth: int | None = 100,
-                   batch_size: int = 32, max_length: int | None = None, precision: str = "auto",
+                   batch_size: int = 16, max_length: int | None = None, precision: str = "auto",
                    threads: int | None = None, combine: str | None = None, alpha: float = 0.5,
                    norm: str = "zscore", rrf_k: int = 60, progress: bool = False) -> CrossEncoderReranker:
     """A cross-encoder reranker over the context's collection: ``bm25 % 100 >> reranker(model='DIR')``."""

@@ -383,6 +383,9 @@ def train_reranker(collection: Any, out: str | Any, config: RerankerTrainConfig 
     from rankstack.train.trainer import Trainer
 
     cfg = config or RerankerTrainConfig()
+    if cfg.distill and not 0.0 <= cfg.distill_weight <= 1.0:
+        raise InputError(f"distillation weight must be in [0, 1], got {cfg.distill_weight!r}",
+                         fix="pass --distill-weight between 0 and 1")
     t0 = time.perf_counter()
     queries = collection.queries(split)
     qrels = collection.qrels(split)
@@ -409,6 +412,7 @@ def train_reranker(collection: Any, out: str | Any, config: RerankerTrainConfig 
         negs = sample_negatives(train_queries, qrels, cfg.n_negatives, cfg.negatives, run=neg_run,
                                 all_docids=all_docids, depth=cfg.negative_depth, seed=cfg.seed + r)
         groups.extend(build_groups(train_queries, qrels, negs, first_stage=fs_run, graded=cfg.graded))
+    # The Trainer then makes one pass over all rounds; validate once per original epoch by default.
     trainer_epochs = 1 if cfg.resample_negatives else cfg.epochs
     if not groups:
         raise InputError(f"no training group: none of the {len(train_q)} {split} queries has a judged positive",
@@ -443,6 +447,9 @@ def train_reranker(collection: Any, out: str | Any, config: RerankerTrainConfig 
     total_steps = int(np.ceil(np.ceil(len(groups) / cfg.batch_size) / cfg.grad_accum)) * trainer_epochs
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
+    validate_every = cfg.validate_every
+    if validate_every is None and cfg.resample_negatives and cfg.epochs > 1:
+        validate_every = max(1, total_steps // cfg.epochs)
     trainer_ref: dict[str, Any] = {}
     collator = PairCollator(tokenizer, collection.doc_texts, cfg.max_length,
                             curriculum=Curriculum(cfg.curriculum_fraction) if cfg.curriculum else None,
@@ -456,19 +463,20 @@ def train_reranker(collection: Any, out: str | Any, config: RerankerTrainConfig 
     trainer = Trainer(model, loss, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                       epochs=trainer_epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size,
                       grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip, precision=cfg.precision, seed=cfg.seed,
-                      validate_every=cfg.validate_every, validate_fn=validator,
+                      validate_every=validate_every, validate_fn=validator,
                       patience=cfg.patience if validator else None, checkpoint_dir=checkpoint_dir,
                       param_groups=head, num_threads=cfg.threads, progress=cfg.progress,
                       time_budget=None if cfg.time_budget_minutes is None else 60.0 * cfg.time_budget_minutes)
     trainer_ref["t"] = trainer
     pairs = sum(len(g) for g in groups)
-    log.info("training on %d groups (%d pairs/epoch) of %d queries; validating on %d queries",
-             len(groups), pairs, len(train_q), len(val_q))
+    pairs_per_epoch = int(round(pairs * trainer_epochs / cfg.epochs))  # resampled rounds are the epochs
+    log.info("training on %d groups (%d pairs, ~%d per epoch) of %d queries; validating on %d queries",
+             len(groups), pairs, pairs_per_epoch, len(train_q), len(val_q))
     fit = trainer.fit(groups, collator)
     hf_model.eval()
     seconds = time.perf_counter() - t0
     result = TrainReport(model_dir=str(out), train_queries=len(train_q), validation_queries=len(val_q),
-                         groups=len(groups), pairs_per_epoch=pairs, steps=fit.steps, seconds=seconds,
+                         groups=len(groups), pairs_per_epoch=pairs_per_epoch, steps=fit.steps, seconds=seconds,
                          precision=fit.precision, best_validation=fit.best_value,
                          validation_history=list(validator.history) if validator else [],
                          filter_report=report, stopped_early=fit.stopped_early,
