@@ -138,7 +138,9 @@ def cmd_effectiveness(args) -> None:
     cmp2 = compare({k: v for k, v in runs.items() if k.startswith("hybrid")}, qrels, ["nDCG@10"], baseline="hybrid")
     print(cmp2.to_text())
     results["comparison_vs_hybrid"] = cmp2.to_dict()
-    (args.out / "effectiveness.json").write_text(json.dumps(results, indent=1, default=str))
+    raw = {r: round(v["t_p"], 4) for r, v in cmp.to_dict()["stats"]["nDCG@10"].items() if r != "bm25"}
+    print("raw (uncorrected) paired t-test p vs bm25, nDCG@10:", raw)
+    (args.out / f"effectiveness-{args.depth}.json").write_text(json.dumps(results, indent=1, default=str))
 
 
 def cmd_fuse3(args) -> None:
