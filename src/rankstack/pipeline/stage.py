@@ -52,6 +52,16 @@ class Stage:
                 out = out.with_queries(q)
         return out
 
+    def at_least(self, k: int) -> Stage:
+        """A stage that returns at least ``k`` documents per query where it can (``% k`` asks this).
+
+        Why: a retriever has its own default depth (BM25 and dense: 1000); without this,
+        ``bm25 % 2000`` silently returned 1000. Retrievers override it to return a copy with a
+        deeper ``k`` (never mutating ``self``); stages that cannot add documents (rerankers) keep
+        the default, which returns ``self``.
+        """
+        return self
+
     def __rshift__(self, other: Stage) -> Stage:
         if not isinstance(other, Stage):
             return NotImplemented
@@ -76,12 +86,20 @@ class Then(Stage):
     def transform(self, inp: StageInput) -> Run:
         return self.second(self.first(inp))
 
+    def at_least(self, k: int) -> Stage:
+        first, second = self.first.at_least(k), self.second.at_least(k)
+        if first is self.first and second is self.second:
+            return self
+        out = Then(first, second)
+        out.name = self.name
+        return out
+
 
 class Cutoff(Stage):
     """``stage % k``: keep the top ``k`` documents per query of ``stage``'s output."""
 
     def __init__(self, inner: Stage, k: int) -> None:
-        self.inner, self.k = inner, k
+        self.inner, self.k = inner.at_least(k), k
         inner_repr = repr(inner)
         if isinstance(inner, Then):
             inner_repr = f"({inner_repr})"
@@ -89,6 +107,9 @@ class Cutoff(Stage):
 
     def transform(self, inp: StageInput) -> Run:
         return self.inner(inp).top_k(self.k)
+
+    def at_least(self, k: int) -> Stage:
+        return self  # the user's own cut-off wins: `(a % 10) % 100` keeps 10
 
 
 class FunctionStage(Stage):
