@@ -54,7 +54,7 @@ class UnknownComponentError(RankstackError, KeyError):
         self.name = name
         self.kind = kind
         self.known = sorted(known)
-        close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
+        close = suggest(name, self.known, n=3)
         text = f"unknown {kind} {name!r}"
         if close:
             text += f"; did you mean {' or '.join(repr(c) for c in close)}?"
@@ -64,6 +64,61 @@ class UnknownComponentError(RankstackError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.message
+
+
+# Characters people type for one another (l/1/I, O/0, -/_): substituting them costs half an edit,
+# so ``kl`` is closer to ``k1`` than to ``k``.
+_CONFUSABLE = {frozenset(p) for p in ("l1", "i1", "il", "o0", "-_", "s5", "z2")}
+
+
+def _edit_distance(a: str, b: str) -> float:
+    """Optimal-string-alignment distance (insert, delete, substitute, swap neighbours)."""
+    prev2: list[float] = []
+    prev = [float(j) for j in range(len(b) + 1)]
+    for i, ca in enumerate(a, start=1):
+        cur = [float(i)] + [0.0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            sub = 0.0 if ca == cb else (0.5 if frozenset((ca, cb)) in _CONFUSABLE else 1.0)
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + sub)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _affix(a: str, b: str) -> int:
+    """Length of the common prefix plus the common suffix."""
+    n = min(len(a), len(b))
+    pre = next((i for i in range(n) if a[i] != b[i]), n)
+    suf = next((i for i in range(n - pre) if a[-1 - i] != b[-1 - i]), n - pre)
+    return pre + suf
+
+
+def suggest(word: str, choices: Iterable[str], n: int = 1) -> list[str]:
+    """The ``n`` choices closest to a misspelt ``word``, best first (empty if none is close).
+
+    Why not plain ``difflib.get_close_matches``: its ratio favours short candidates (``kl`` -> ``k``
+    over ``k1``). Candidates are ranked by edit distance (case-insensitive, look-alike characters
+    cheap), then equal length, then longer common prefix+suffix, then difflib's ratio.
+    """
+    word = str(word)
+    low = word.lower()
+    scored = []
+    for choice in dict.fromkeys(str(c) for c in choices):
+        c = choice.lower()
+        dist = _edit_distance(low, c)
+        ratio = difflib.SequenceMatcher(None, low, c).ratio()
+        close = dist <= max(1.0, len(low) / 3) or ratio >= 0.6 or (
+            min(len(low), len(c)) >= 3 and (c.startswith(low) or low.startswith(c)))
+        if close:
+            scored.append((dist, abs(len(c) - len(low)), -_affix(low, c), -ratio, choice))
+    return [s[-1] for s in sorted(scored)[:n]]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
+    close = suggest(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class MissingDependencyError(RankstackError, ImportError):

@@ -14,17 +14,22 @@ so one broken component never takes the others down.
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import importlib
-import logging
 import inspect
+import logging
+import numbers
+import os
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rankstack.errors import InputError, UnknownComponentError
+from rankstack.errors import InputError, UnknownComponentError, suggest
 
-__all__ = ["register", "build", "names", "Context", "parse_spec", "COMPONENT_MODULES"]
+__all__ = ["register", "build", "names", "Context", "parse_spec", "check_args", "COMPONENT_MODULES"]
 
 # Modules that define built-in components; imported on first lookup. Missing modules are skipped,
 # so later work can add its module here before or after it exists.
@@ -41,6 +46,8 @@ COMPONENT_MODULES: list[str] = [
     "rankstack.ltr.neural",
     "rankstack.ltr.features",
     "rankstack.losses",
+    "rankstack.unbiased.click_models",
+    "rankstack.unbiased.estimators",
 ]
 
 
@@ -154,9 +161,133 @@ def build(spec: str | Mapping[str, Any], kind: str | tuple[str, ...] = ("retriev
     if unknown:
         allowed = [p for p in params if p != "context" and params[p].kind not in
                    (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
-        import difflib
-
-        hints = {u: difflib.get_close_matches(u, allowed, n=1) for u in unknown}
+        hints = {u: suggest(u, allowed, n=1) for u in unknown}
         hint = "; ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
         raise InputError(f"{name}: unknown argument {hint}", fix=f"{name} accepts {', '.join(allowed)}")
+    check_args(name, factory, {a: v for a, v in args.items() if a != "context"})
     return factory(**args)
+
+
+# --- argument types ---------------------------------------------------------------------------------
+# Why here: a spec's values come from text (pipeline expressions, TOML, JSON, CLI), so a wrong type
+# must fail when the spec is built, naming the component and the argument, not as a TypeError deep in
+# a library. The factory's own type hints are the single statement of what it accepts.
+
+_SEQUENCES = (list, tuple, cabc.Sequence, cabc.Iterable, cabc.Collection, cabc.MutableSequence)
+_MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
+
+
+def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved type hints of ``factory``'s parameters; a hint that cannot be resolved is left out."""
+    target = inspect.unwrap(factory)
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # an unresolvable forward reference: resolve parameter by parameter
+        pass
+    out: dict[str, Any] = {}
+    namespace = dict(getattr(target, "__globals__", {}))
+    for key, ann in getattr(target, "__annotations__", {}).items():
+        try:
+            out[key] = eval(ann, namespace) if isinstance(ann, str) else ann  # noqa: S307 (own source)
+        except Exception:
+            continue
+    return out
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    if hint is Any or hint is object or isinstance(hint, (typing.TypeVar, str, typing.ForwardRef)):
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if origin is typing.Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if origin is typing.Annotated:
+        return _conforms(value, args[0])
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if isinstance(hint, type) and issubclass(hint, os.PathLike):
+        return isinstance(value, (str, os.PathLike))
+    base = origin or hint
+    if base in _MAPPINGS:
+        if not isinstance(value, Mapping):
+            return False
+        if len(args) == 2:
+            return all(_conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
+        return True
+    if base in _SEQUENCES:
+        if not isinstance(value, (list, tuple)):
+            return False  # a string is a sequence of characters, never what a list argument means
+        if base is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            return len(value) == len(args) and all(_conforms(v, a) for v, a in zip(value, args))
+        return not args or all(_conforms(v, args[0]) for v in value)
+    if base in (cabc.Callable, typing.Callable):
+        return callable(value)
+    if isinstance(base, type):
+        try:
+            return isinstance(value, base)
+        except TypeError:
+            return True
+    return True  # a hint we do not understand is not a reason to refuse
+
+
+def _describe(hint: Any) -> str:
+    """``int | None`` -> "an integer or None", for messages."""
+    if hint is None or hint is type(None):
+        return "None"
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
+        parts = [_describe(a) for a in args if a is not type(None)]
+        parts += ["None"] if type(None) in args else []
+        return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is typing.Annotated:
+        return _describe(args[0])
+    simple = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if hint in simple:
+        return simple[hint]
+    base = origin or hint
+    if base in _MAPPINGS:
+        return "a mapping"
+    if base in _SEQUENCES:
+        if args and args[0] in simple and args[0] is not bool:
+            noun = {int: "integers", float: "numbers", str: "strings"}[args[0]]
+            return f"a list of {noun}"
+        return "a list"
+    if isinstance(hint, type) and issubclass(hint, os.PathLike):
+        return "a path"
+    return f"a {getattr(base, '__name__', str(base))}"
+
+
+def check_args(name: str, factory: Callable[..., Any], args: Mapping[str, Any]) -> None:
+    """Raise InputError when an argument's value does not match the factory's type hint.
+
+    ``bm25(threads='x')`` -> "bm25: threads must be an integer, got 'x'". Integers are accepted
+    where a number is expected; booleans are not integers; a string is not a list.
+    """
+    hints = _hints(factory)
+    for arg, value in args.items():
+        hint = hints.get(arg)
+        if hint is None or _conforms(value, hint):
+            continue
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        try:
+            default = inspect.signature(factory).parameters[arg].default
+        except (KeyError, TypeError, ValueError):
+            default = inspect.Parameter.empty
+        fix = f"give {arg} {_describe(hint)}"
+        if default is not inspect.Parameter.empty and default is not None and _conforms(default, hint):
+            fix += f", e.g. {name}({arg}={default!r})"
+        raise InputError(f"{name}: {arg} must be {_describe(hint)}, got {shown}", fix=fix)
