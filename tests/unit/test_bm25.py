@@ -76,7 +76,7 @@ def test_failed_save_keeps_existing_index(tiny_collection, tmp_path, monkeypatch
 
     monkeypatch.setattr(r._model, "save", boom)
     with pytest.raises(RuntimeError):
-        r.save(tmp_path / "idx")
+        r.save(tmp_path / "idx", overwrite=True)
     assert (tmp_path / "idx" / "manifest.json").read_text() == before
     assert BM25Retriever.load(tmp_path / "idx").num_docs == 6
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".idx")]

@@ -21,7 +21,8 @@ from rankstack.data.beir import Collection, Document
 from rankstack.errors import InputError
 from rankstack.pipeline.stage import Stage, StageInput, queries_of
 from rankstack.registry import Context, register
-from rankstack.storage import atomic_directory, atomic_write_text, read_manifest, write_manifest
+from rankstack.storage import (atomic_directory, atomic_write_text, fingerprint, read_consistently,
+                               read_manifest, write_manifest)
 from rankstack.types import Run
 
 __all__ = ["BM25Retriever", "BM25Params"]
@@ -55,6 +56,27 @@ def _check_params(k1: float, b: float, method: str, fields: Sequence[str]) -> No
         raise InputError(f"bm25: fields must be a non-empty subset of {FIELDS}, got {list(fields)}")
 
 
+def _check_text_params(stopwords: Any, stemmer: Any, token_pattern: Any) -> None:
+    import re
+
+    if not isinstance(token_pattern, str) or not token_pattern:
+        raise InputError(f"bm25: token_pattern must be a non-empty regular expression, got {token_pattern!r}",
+                         fix=f"omit it for the default {TOKEN_PATTERN!r}")
+    try:
+        compiled = re.compile(token_pattern)
+    except re.error as exc:
+        raise InputError(f"bm25: token_pattern {token_pattern!r} is not a regular expression ({exc})") from None
+    if compiled.match("") is not None:
+        raise InputError(f"bm25: token_pattern {token_pattern!r} matches the empty string, so every "
+                         "token would be empty", fix=f"use a pattern such as {TOKEN_PATTERN!r}")
+    if stemmer is not None and not isinstance(stemmer, str):
+        raise InputError(f"bm25: stemmer must be a Snowball algorithm name or None, got {stemmer!r}",
+                         fix="e.g. stemmer='english' or stemmer=None")
+    if stopwords is not None and not isinstance(stopwords, str) and not (
+            isinstance(stopwords, (list, tuple)) and all(isinstance(w, str) for w in stopwords)):
+        raise InputError(f"bm25: stopwords must be 'en', None or a list of words, got {stopwords!r}")
+
+
 class BM25Params(dict):
     """The parameters that define an index (and so its cache key)."""
 
@@ -71,14 +93,10 @@ class BM25Retriever(Stage):
                  fields: Sequence[str] = FIELDS, k: int = 1000, threads: int = 0,
                  token_pattern: str = TOKEN_PATTERN) -> None:
         _check_params(k1, b, method, fields)
-        try:
-            import re
-
-            re.compile(token_pattern)
-        except (re.error, TypeError) as exc:
-            raise InputError(f"bm25: token_pattern {token_pattern!r} is not a regular expression ({exc})") from None
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InputError(f"bm25: k must be a positive integer, got {k!r}")
+        _check_text_params(stopwords, stemmer, token_pattern)
+        for name, value, low in (("k", k, 1), ("threads", threads, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(f"bm25: {name} must be an integer >= {low}, got {value!r}")
         self.params = BM25Params(k1=float(k1), b=float(b), method=method,
                                  stopwords=stopwords if stopwords is None or isinstance(stopwords, str)
                                  else list(stopwords),
@@ -144,6 +162,10 @@ class BM25Retriever(Stage):
             raise InputError("bm25: cannot index an empty corpus")
         texts = [self._doc_text(d) for d in docs]
         tokens = self._tokenize(texts, progress=len(texts) > 20000)
+        if not any(len(t) for t in tokens):
+            raise InputError(f"bm25: none of the {len(docs)} documents has an indexable word (all are empty, "
+                             "stopwords, or match no token_pattern)",
+                             fix="check the corpus' title/text fields and the bm25 fields/token_pattern")
         model = bm25s.BM25(k1=self.params["k1"], b=self.params["b"], method=self.params["method"])
         model.index(tokens, show_progress=len(texts) > 20000)
         self._model = model
@@ -191,6 +213,16 @@ class BM25Retriever(Stage):
             out[i] = (self._docids[ids[order]], sc[order])
         return out
 
+    def at_least(self, k: int) -> BM25Retriever:
+        """This retriever with a depth of at least ``k`` (shares the index; ``self`` is unchanged)."""
+        if k <= self.k:
+            return self
+        import copy
+
+        deeper = copy.copy(self)
+        deeper.k = k
+        return deeper
+
     def transform(self, inp: StageInput) -> Run:
         queries = queries_of(inp, "bm25")
         results = self.search(list(queries.texts))
@@ -207,10 +239,13 @@ class BM25Retriever(Stage):
         return run
 
     # persistence --------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Write the index folder atomically; an existing index at ``path`` survives any failure."""
+    def save(self, path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> None:
+        """Write the index folder crash-safely (see :mod:`rankstack.storage`).
+
+        Refuses a non-index folder, an index unless ``overwrite``, and any path inside ``inputs``.
+        """
         self._require_index()
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, overwrite=overwrite, inputs=inputs) as tmp:
             self._model.save(str(tmp / "bm25s"), show_progress=False)
             atomic_write_text(tmp / "docids.json", json.dumps(self._docids.tolist()))
             write_manifest(tmp, KIND, FORMAT_VERSION, dict(self.params),
@@ -219,16 +254,32 @@ class BM25Retriever(Stage):
 
     @classmethod
     def load(cls, path: str | Path, k: int = 1000, threads: int = 0, verify: bool = True) -> BM25Retriever:
-        bm25s = _bm25s()
+        """Load a saved index; retried if a concurrent save replaces it mid-read."""
         path = Path(path)
+        return read_consistently(path, lambda: cls._load(path, k, threads, verify))
+
+    @classmethod
+    def _load(cls, path: Path, k: int, threads: int, verify: bool) -> BM25Retriever:
+        bm25s = _bm25s()
         manifest = read_manifest(path, KIND, (FORMAT_VERSION,), verify=verify)
         p = manifest["params"]
-        retriever = cls(k1=p["k1"], b=p["b"], method=p["method"], stopwords=p["stopwords"],
-                        stemmer=p["stemmer"], fields=p["fields"], k=k, threads=threads,
-                        token_pattern=p.get("token_pattern", TOKEN_PATTERN))
+        try:
+            retriever = cls(k1=p["k1"], b=p["b"], method=p["method"], stopwords=p["stopwords"],
+                            stemmer=p["stemmer"], fields=p["fields"], k=k, threads=threads,
+                            token_pattern=p["token_pattern"])
+            engine = json.loads((path / "bm25s" / "params.index.json").read_text("utf-8"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"index parameters are incomplete or invalid ({exc})", path=path,
+                             fix="rebuild the index") from None
+        # the scoring parameters live in bm25s's own file too: both must agree, or the manifest lies
+        for key in ("k1", "b", "method"):
+            if engine.get(key) != p[key]:
+                raise InputError(f"index parameter {key!r} is {p[key]!r} in the manifest but "
+                                 f"{engine.get(key)!r} in the index data", path=path, fix="rebuild the index")
         retriever._model = bm25s.BM25.load(str(path / "bm25s"), show_progress=False, allow_pickle=False)
         docids = json.loads((path / "docids.json").read_text("utf-8"))
-        if len(docids) != manifest.get("num_docs"):
+        if not isinstance(docids, list) or len(docids) != manifest.get("num_docs") or \
+                len(docids) != engine.get("num_docs"):
             raise InputError(f"index lists {len(docids)} documents, manifest says {manifest.get('num_docs')}",
                              path=path, fix="rebuild the index")
         retriever._docids = np.array(docids)
@@ -242,11 +293,11 @@ def _restrict_to_input(run: Run, inp: Run) -> Run:
 
 
 def _cache_key(collection: Collection, params: dict) -> str:
+    """Keyed by the corpus *content* (never its mtime) and every index parameter."""
     import hashlib
 
-    stat = collection.corpus_path.stat()
-    raw = json.dumps({"corpus": str(collection.corpus_path.resolve()), "size": stat.st_size,
-                      "mtime": stat.st_mtime_ns, **params}, sort_keys=True)
+    raw = json.dumps({"corpus": fingerprint(collection.corpus_path), "format": FORMAT_VERSION, **params},
+                     sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -271,7 +322,7 @@ def build_bm25(context: Context | None = None, k1: float = 0.9, b: float = 0.4, 
             except InputError as exc:
                 log.warning("ignoring unreadable cached index %s: %s", where, exc)
         retriever.index(coll.corpus())
-        retriever.save(where)
+        retriever.save(where, overwrite=True)
         return retriever
     return retriever.index(coll.corpus())
 
