@@ -106,12 +106,14 @@ class CVResult:
 
 def cross_validate(folds: Sequence[Fold], spec: str | Mapping[str, Any] | Callable[[], Any] = "lambdamart",
                    measures: Sequence[str] = CV_MEASURES, seed: int = 0, num_threads: int | None = 1,
-                   save_dir: str | Path | None = None, label: str | None = None) -> CVResult:
+                   save_dir: str | Path | None = None, label: str | None = None,
+                   overwrite: bool = False) -> CVResult:
     """Train a fresh model per fold (train + valid), score its test partition, evaluate.
 
     ``spec`` is a registered model spec (kind ``ltr_model``) or a zero-argument factory returning
     an object with ``fit(train, valid)`` and ``predict(data, name=...)`` (e.g. a baseline wrapper).
-    ``save_dir`` keeps each fold's model under ``save_dir/fold<k>`` (atomic, with manifest).
+    ``save_dir`` keeps each fold's model under ``save_dir/fold<k>`` (atomic, with manifest; an existing
+    model there is replaced only with ``overwrite``).
     """
     from rankstack.evaluate import evaluate
 
@@ -135,7 +137,7 @@ def cross_validate(folds: Sequence[Fold], spec: str | Mapping[str, Any] | Callab
         if getattr(model, "best_epoch", None) is not None:
             info["best_epoch"] = model.best_epoch
         if save_dir is not None:
-            model.save(Path(save_dir) / fold.name)
+            model.save(Path(save_dir) / fold.name, overwrite=overwrite)
         results.append(FoldResult(fold, dict(ev.mean), run, len(ev.queries),
                                   len(no_relevant_queries(fold.test)), time.perf_counter() - start, info))
         log.info("%s %s: %s", label, fold.name, {m: round(v, 4) for m, v in ev.mean.items()})
