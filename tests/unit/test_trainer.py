@@ -12,14 +12,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 from rankstack.errors import InputError  # noqa: E402
+from rankstack.hardware import bf16_support  # noqa: E402
 from rankstack.train import Trainer  # noqa: E402
-from rankstack.train.trainer import (  # noqa: E402
-    WEIGHTS_FILE,
-    TrainingDivergedError,
-    bf16_support,
-    load_checkpoint,
-    save_checkpoint,
-)
+from rankstack.train.checkpoint import HISTORY_FILE, WEIGHTS_FILE, load_checkpoint, read_history, save_checkpoint  # noqa: E402
+from rankstack.train.trainer import TrainingDivergedError  # noqa: E402
 
 D = 8
 
@@ -316,3 +312,43 @@ def test_input_errors_and_divergence():
 
     with pytest.raises(TrainingDivergedError, match="step 0"):
         Trainer(make_model(), nan_loss, max_steps=2, precision="fp32", progress=False).fit(TRAIN, collate)
+
+
+def test_checkpoint_history_is_part_of_the_verified_artefact(tmp_path):
+    """history.json is written inside the atomic save and listed in the manifest, so a checkpoint with
+    its final history still verifies; the weights stay those of the best validation."""
+    ckpt = tmp_path / "best"
+    values = iter([0.5, 0.1, 0.2])
+    trainer = Trainer(make_model(), "listnet", lr=1e-2, max_steps=3, batch_size=16, validate_every=1,
+                      validate_fn=lambda m: next(values), checkpoint_dir=ckpt, restore_best=False,
+                      precision="fp32", progress=False)
+    trainer.fit(TRAIN, collate)
+    manifest = load_checkpoint(make_model(seed=9), ckpt)
+    assert HISTORY_FILE in manifest["files"] and manifest["step"] == 1 and manifest["validation"] == 0.5
+    history = read_history(ckpt)
+    assert history == json.loads(json.dumps(trainer.history))
+    assert [h["step"] for h in history if h["event"] == "validation"] == [1, 2, 3]
+
+
+def test_checkpoint_refuses_a_folder_that_is_not_a_checkpoint(tmp_path):
+    folder = tmp_path / "thesis"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("years of work")
+    with pytest.raises(InputError, match="not a rankstack artefact"):
+        save_checkpoint(make_model(), folder)
+    assert (folder / "thesis.txt").read_text() == "years of work"
+    save_checkpoint(make_model(), tmp_path / "ck")
+    with pytest.raises(InputError, match="already holds"):
+        save_checkpoint(make_model(), tmp_path / "ck", overwrite=False)
+
+
+def test_fit_restores_the_callers_torch_threads():
+    before = torch.get_num_threads()
+    want = 2 if before == 1 else 1
+    seen = []
+    model = make_model()
+    model.head.register_forward_hook(lambda mod, args, out: seen.append(torch.get_num_threads()))
+    Trainer(model, "listnet", max_steps=2, batch_size=16, num_threads=want, precision="fp32",
+            progress=False).fit(TRAIN, collate)
+    assert seen and set(seen) == {want}
+    assert torch.get_num_threads() == before

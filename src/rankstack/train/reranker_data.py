@@ -500,7 +500,7 @@ def export_checkpoint(checkpoint_dir: str | Any, out: str | Any, base_model: str
     from pathlib import Path
 
     from rankstack.rerank.cross_encoder import CrossEncoderReranker, save_cross_encoder
-    from rankstack.train.trainer import load_checkpoint
+    from rankstack.train.checkpoint import load_checkpoint
 
     base = CrossEncoderReranker(base_model, max_length=max_length, precision="fp32")
     manifest = load_checkpoint(PairListModel(base.model), checkpoint_dir)

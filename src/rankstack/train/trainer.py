@@ -11,8 +11,8 @@ nothing about models or data beyond two contracts:
 The loss is any ``rankstack.losses`` name/spec or any callable with the loss signature, so a
 propensity-weighted unbiased learner is the same loop with ``weights`` from its collate.
 
-Checkpoints are safetensors plus a JSON manifest written atomically (``rankstack.storage``);
-nothing is pickled.
+Checkpoints (:mod:`rankstack.train.checkpoint`) are safetensors plus the history and a JSON
+manifest written atomically; the optimiser and schedule live in :mod:`rankstack.train.optim`.
 """
 
 from __future__ import annotations
@@ -30,56 +30,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from rankstack.hardware import bf16_support, resolve_precision
-from rankstack.errors import InputError, RankstackError, require
-from rankstack.storage import atomic_directory, atomic_write_text, read_manifest, write_manifest
+from rankstack.errors import InputError, RankstackError
+from rankstack.hardware import resolve_precision, torch_threads
+from rankstack.train.checkpoint import WEIGHTS_FILE, save_checkpoint
+from rankstack.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, lr_factor
 
-__all__ = ["Trainer", "FitResult", "TrainingDivergedError", "bf16_support", "resolve_precision",
-           "save_checkpoint", "load_checkpoint", "CHECKPOINT_KIND", "WEIGHTS_FILE"]
+__all__ = ["Trainer", "FitResult", "TrainingDivergedError"]
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_KIND = "checkpoint"
-CHECKPOINT_FORMAT = 1
-WEIGHTS_FILE = "model.safetensors"
-from rankstack.hardware import PRECISIONS  # noqa: E402  (re-exported for callers)
-OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULES = ("linear", "constant", "cosine")
 
 Collate = Callable[[list[Any]], tuple[Any, Any, Any, Any]]
 
 
 class TrainingDivergedError(RankstackError):
     """The loss became NaN or infinite; the message names the step and what to try."""
-
-
-# ----------------------------------------------------------------------------- precision
-# ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(model: torch.nn.Module, path: str | Path, params: Mapping[str, Any] | None = None,
-                    extra: Mapping[str, Any] | None = None) -> dict:
-    """Save ``model``'s weights as safetensors with a manifest, atomically; returns the manifest.
-
-    Tied (shared) tensors are stored once (``safetensors.torch.save_model``). ``params`` and
-    ``extra`` must be JSON-serialisable; they land in ``manifest.json``.
-    """
-    st = require("safetensors.torch", "torch", "saving checkpoints")
-    with atomic_directory(path) as tmp:
-        st.save_model(model, str(tmp / WEIGHTS_FILE))
-        manifest = write_manifest(tmp, CHECKPOINT_KIND, CHECKPOINT_FORMAT, dict(params or {}),
-                                  libraries=["torch", "safetensors"], extra=extra)
-    return manifest
-
-
-def load_checkpoint(model: torch.nn.Module, path: str | Path, strict: bool = True) -> dict:
-    """Load weights saved by :func:`save_checkpoint` into ``model`` after verifying checksums."""
-    st = require("safetensors.torch", "torch", "loading checkpoints")
-    manifest = read_manifest(path, CHECKPOINT_KIND, (CHECKPOINT_FORMAT,))
-    missing, unexpected = st.load_model(model, str(Path(path) / WEIGHTS_FILE), strict=False)
-    if strict and (missing or unexpected):
-        raise InputError(f"checkpoint does not fit this model: missing {sorted(missing)[:5]}, "
-                         f"unexpected {sorted(unexpected)[:5]}", path=path,
-                         fix="build the same architecture that was trained, or pass strict=False")
-    return manifest
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -228,6 +192,7 @@ class Trainer:
         self.step = 0  # optimiser steps taken (a collate's curriculum may read it)
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
+        self._checkpoint_extra: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------ configuration
     def config(self) -> dict[str, Any]:
@@ -247,52 +212,11 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _multiplier(self, name: str) -> float:
-        best, mult = -1, 1.0
-        for prefix, m in self.param_groups.items():
-            if name.startswith(prefix) and len(prefix) > best:
-                best, mult = len(prefix), float(m)
-        return mult
-
     def _build_optimizer(self) -> torch.optim.Optimizer:
-        groups: dict[tuple[float, bool], list[torch.nn.Parameter]] = {}
-        matched = set()
-        for name, p in self.model.named_parameters():
-            if not p.requires_grad:
-                continue
-            for prefix in self.param_groups:
-                if name.startswith(prefix):
-                    matched.add(prefix)
-            decay = p.dim() >= 2
-            groups.setdefault((self._multiplier(name), decay), []).append(p)
-        unused = set(self.param_groups) - matched
-        if unused:
-            raise InputError(f"param_groups prefixes {sorted(unused)} match no trainable parameter",
-                             fix="use prefixes of model.named_parameters() names")
-        if not groups:
-            raise InputError("the model has no trainable parameters")
-        param_groups = [{"params": ps, "lr": self.lr * mult, "lr_multiplier": mult,
-                         "weight_decay": self.weight_decay if decay else 0.0}
-                        for (mult, decay), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
-        if callable(self.optimizer_name):
-            return self.optimizer_name(param_groups)
-        if self.optimizer_name == "adamw":
-            return torch.optim.AdamW(param_groups, lr=self.lr)
-        if self.optimizer_name == "adam":
-            return torch.optim.Adam(param_groups, lr=self.lr)
-        return torch.optim.SGD(param_groups, lr=self.lr, momentum=0.9)
+        return build_optimizer(self.model, self.optimizer_name, self.lr, self.weight_decay, self.param_groups)
 
     def _lr_factor(self, step: int, total: int) -> float:
-        warm = int(round(self.warmup_ratio * total))
-        if step < warm:
-            return (step + 1) / (warm + 1)
-        if self.schedule == "constant":
-            return 1.0
-        rest = max(1, total - warm)
-        frac = min(1.0, (step - warm) / rest)
-        if self.schedule == "linear":
-            return max(0.0, 1.0 - frac)
-        return 0.5 * (1.0 + math.cos(math.pi * frac))
+        return lr_factor(step, total, self.warmup_ratio, self.schedule)
 
     # ------------------------------------------------------------------------ data
     def _batches(self, data: Any, rng: np.random.Generator) -> Iterator[list[Any]]:
@@ -351,10 +275,16 @@ class Trainer:
             raise InputError("validate_fn returned NaN", fix="check the validation slice is not empty")
         return value
 
-    def _save(self, extra: Mapping[str, Any]) -> None:
-        assert self.checkpoint_dir is not None
-        save_checkpoint(self.model, self.checkpoint_dir, params=self.config(), extra=extra)
-        atomic_write_text(self.checkpoint_dir / "history.json", json.dumps(self.history, indent=1) + "\n")
+    def _save(self, extra: Mapping[str, Any], keep_weights: bool = False) -> None:
+        """Write the checkpoint (weights, history, manifest) as one atomic folder.
+
+        ``keep_weights``: rewrite only the history, copying the weights already saved (the best state).
+        """
+        if self.checkpoint_dir is None:
+            raise RuntimeError("internal error: _save without checkpoint_dir")
+        self._checkpoint_extra = dict(extra)
+        save_checkpoint(self.model, self.checkpoint_dir, params=self.config(), extra=extra, history=self.history,
+                        weights_from=self.checkpoint_dir / WEIGHTS_FILE if keep_weights else None)
 
     # ------------------------------------------------------------------------ the loop
     def fit(self, data: Sequence[Any] | Iterable[Any], collate: Collate) -> FitResult:
@@ -362,15 +292,9 @@ class Trainer:
         if not callable(collate):
             raise InputError("collate must be callable: collate(examples) -> (inputs, labels, mask, weights)")
         total, per_epoch = self._plan(data)
-        old_threads = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                return self._fit(data, collate, total, per_epoch)
-        finally:
-            torch.set_num_threads(old_threads)
+        with torch_threads(self.num_threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return self._fit(data, collate, total, per_epoch)
 
     def _fit(self, data: Any, collate: Collate, total: int, per_epoch: int | None) -> FitResult:
         from tqdm.auto import tqdm
@@ -498,9 +422,9 @@ class Trainer:
             if self.validate_fn is None:
                 self._save({"step": self.step, "epoch": float(epoch), "validation": None,
                             "precision_reason": self.precision_reason})
-            else:
-                # keep history.json complete, weights stay the best ones saved above
-                atomic_write_text(self.checkpoint_dir / "history.json", json.dumps(self.history, indent=1) + "\n")
+            elif self._checkpoint_extra is not None:
+                # keep the history complete; the weights stay the best ones saved above
+                self._save(self._checkpoint_extra, keep_weights=True)
             checkpoint = str(self.checkpoint_dir)
         seconds = time.perf_counter() - start
         epochs_done = float(epoch) if per_epoch is None else batches_seen / per_epoch
