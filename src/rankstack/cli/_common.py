@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import textwrap
 from pathlib import Path
 
 from rankstack.data.beir import Collection
+from rankstack.errors import InputError
 
 
 def add_verb(sub, name: str, help: str, example: str) -> argparse.ArgumentParser:
@@ -35,4 +38,177 @@ def add_cache_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cache_dir(args: argparse.Namespace) -> Path | None:
-    return None if str(args.cache_dir).lower() == "none" else args.cache_dir
+    """The cache folder, or None for 'none'; refuses a path that exists and is not a folder."""
+    if str(args.cache_dir).lower() == "none":
+        return None
+    path = Path(args.cache_dir)
+    if path.exists() and not path.is_dir():
+        raise InputError("--cache-dir exists and is not a folder", path=path,
+                         fix="give a folder (it is created if missing) or 'none' to disable caching")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"--cache-dir is under {str(parent)!r}, which is a file", path=path,
+                             fix="give a folder (it is created if missing) or 'none' to disable caching")
+    return path
+
+
+# --- the error boundary's wording (used by rankstack.cli.main) ---------------------------------------
+# Why here and not in main(): the rules that turn an exception into one line (which argument a path
+# belongs to, the fix for each OS error) are plain functions that tests can call directly.
+
+_OS_FIXES = {
+    errno.ENOENT: "check the path; a file or folder on the way does not exist",
+    errno.EACCES: "check the permissions of the path, or choose another one",
+    errno.EPERM: "the operation is not permitted on this path; choose another one",
+    errno.EISDIR: "this is a folder; give the path of a file",
+    errno.ENOTDIR: "a part of this path is a file, not a folder; choose another path",
+    errno.ENOSPC: "the disk is full; free some space or write somewhere else",
+    errno.EDQUOT: "the disk quota is exceeded; free some space or write somewhere else",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+    errno.EEXIST: "something already exists there; remove it or choose another path",
+    errno.ENOTEMPTY: "the folder is not empty; choose another path",
+    errno.ENAMETOOLONG: "the path or a name in it is too long; shorten it",
+    errno.ELOOP: "the path has a loop of symbolic links; fix the links",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) or use fewer inputs",
+    errno.ENFILE: "too many open files on the system; close some programs and retry",
+    errno.EXDEV: "the paths are on different file systems; write beside the target instead",
+    errno.EIO: "the device reported an I/O error; check the disk, or that this is a regular file",
+    errno.EINVAL: "this path cannot be used that way (a special file, e.g. under /proc?); choose a regular file",
+    errno.EBUSY: "the path is busy (mounted or in use); choose another one",
+    errno.ETXTBSY: "the file is busy; close what uses it and retry",
+}
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """Collapse a message to one line (messages may quote multi-line fixes) of at most ``limit`` chars."""
+    parts = [p.strip() for p in str(text).splitlines() if p.strip()]
+    line = "; ".join(parts) or "(no message)"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _option_names(parser: argparse.ArgumentParser | None) -> dict[str, str]:
+    """dest -> how the user spelt it (``--out``, ``--cache-dir``, ``RUN``) over every (sub)parser."""
+    names: dict[str, str] = {}
+    pending = [parser] if parser is not None else []
+    while pending:
+        p = pending.pop()
+        for action in getattr(p, "_actions", []):
+            if isinstance(action, argparse._SubParsersAction):
+                pending.extend(action.choices.values())
+            elif action.option_strings:
+                names.setdefault(action.dest, max(action.option_strings, key=len))
+            else:
+                names.setdefault(action.dest, str(action.metavar or action.dest).upper())
+    return names
+
+
+def _norm(path: str | os.PathLike) -> str:
+    return os.path.normpath(os.path.abspath(os.fsdecode(path)))
+
+
+def _related(failed: str, given: str) -> bool:
+    """Does an OS error on ``failed`` come from the user's path ``given``?"""
+    if failed == given or given.startswith(failed.rstrip(os.sep) + os.sep):
+        return True  # the path itself, or a folder on the way to it
+    if failed.startswith(given.rstrip(os.sep) + os.sep):
+        return True  # something inside it (an output folder, a collection)
+    head, name = os.path.split(failed)
+    ghead, gname = os.path.split(given)
+    return head == ghead and name.startswith(f".{gname}.")  # our temporary sibling of it
+
+
+def argument_for(path: str | os.PathLike | None, args: argparse.Namespace | None,
+                 parser: argparse.ArgumentParser | None = None) -> tuple[str, str] | None:
+    """``(option, value)`` of the command-line argument a failing path belongs to, if any."""
+    if path is None or args is None:
+        return None
+    try:
+        failed = _norm(path)
+    except (TypeError, ValueError):
+        return None
+    names = _option_names(parser)
+    for dest, value in vars(args).items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if not isinstance(v, (str, os.PathLike)) or not str(v) or dest in ("verb", "func"):
+                continue
+            try:
+                if _related(failed, _norm(v)):
+                    return names.get(dest, "--" + dest.replace("_", "-")), os.fsdecode(v)
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def _is_temporary(path: str) -> bool:
+    name = os.path.basename(path)
+    return name.startswith(".") and (".tmp" in name or ".old-" in name)
+
+
+def describe_os_error(exc: OSError, args: argparse.Namespace | None = None,
+                      parser: argparse.ArgumentParser | None = None) -> str:
+    """One line for an OSError: the argument and path involved, what the system said, and a fix."""
+    first = os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes, os.PathLike)) else None
+    second = os.fsdecode(exc.filename2) if isinstance(exc.filename2, (str, bytes, os.PathLike)) else None
+    if first and second:
+        path = second if _is_temporary(first) else first if _is_temporary(second) else None
+        shown = path or f"{first} -> {second}"
+    else:
+        path = first or second
+        shown = path
+    reason = exc.strerror or type(exc).__name__
+    fix = _OS_FIXES.get(exc.errno or -1, "check the path and retry")
+    where = argument_for(path or first, args, parser)
+    if where is not None:
+        option, value = where
+        detail = "" if path is not None and _norm(path) == _norm(value) else f" (at {shown})"
+        return one_line(f"{option} {value}: {reason}{detail} (fix: {fix})")
+    if shown:
+        return one_line(f"{shown}: {reason} (fix: {fix})")
+    return one_line(f"operating system error: {reason} ({exc}) (fix: {fix})")
+
+
+def _path_in_traceback(exc: BaseException) -> str | None:
+    """The innermost ``path`` a rankstack function was working on when ``exc`` was raised."""
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        if not frame.f_globals.get("__name__", "").startswith("rankstack"):
+            continue
+        for key in ("path", "file", "filename"):
+            value = frame.f_locals.get(key)
+            if isinstance(value, (str, os.PathLike)) and str(value):
+                return os.fsdecode(value)
+    return None
+
+
+def describe_failure(exc: BaseException, args: argparse.Namespace | None = None,
+                     parser: argparse.ArgumentParser | None = None) -> tuple[int, str]:
+    """Exit status and the one line to print for an exception that reached the CLI.
+
+    2 for bad input or an environment problem the user can fix; 1 for a bug in rankstack.
+    """
+    from rankstack.errors import RankstackError
+
+    if isinstance(exc, RankstackError):
+        return 2, one_line(str(exc))
+    if isinstance(exc, OSError):
+        return 2, describe_os_error(exc, args, parser)
+    path = _path_in_traceback(exc)
+    where = f"{path}: " if path else ""
+    if isinstance(exc, OverflowError):
+        return 2, one_line(f"{where}a number is too large ({exc}) (fix: use values within the "
+                           "normal range, e.g. relevance grades and labels are small integers)")
+    if isinstance(exc, MemoryError):
+        return 2, one_line(f"{where}out of memory (fix: check the input is what you meant (a huge line "
+                           "or file?), use a smaller input or depth, or run with more memory)")
+    if isinstance(exc, UnicodeError):
+        return 2, one_line(f"{where}text cannot be encoded or decoded: {exc} (fix: use UTF-8 files and "
+                           "arguments)")
+    if isinstance(exc, TypeError):
+        return 2, one_line(f"{where}a value has the wrong type: {exc} (fix: check the arguments and "
+                           "the settings in your files; rerun with --debug to see where)")
+    return 1, one_line(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)")

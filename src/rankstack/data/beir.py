@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rankstack.data.textfile import check_file, read_lines
+from rankstack.data import textfile
+from rankstack.data.textfile import read_lines
 from rankstack.data.trec import _parse_relevance
-from rankstack.errors import InputError
+from rankstack.errors import InputError, suggest
 from rankstack.types import Qrels, Queries
 
 __all__ = ["Document", "Collection", "read_queries", "read_beir_qrels", "iter_corpus",
@@ -38,13 +39,23 @@ class Document:
         return f"{self.title} {self.text}".strip() if self.title else self.text
 
 
-def _json_objects(path: Path, what: str) -> Iterator[tuple[int, dict]]:
-    for number, line in read_lines(path, what):
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=path, line=number,
-                             fix="one JSON object per line") from None
+def parse_json_line(line: str, path: Path | None, number: int, fix: str = "one JSON object per line",
+                    problem: str = "invalid JSON") -> object:
+    """``json.loads`` of one line; every way it can fail is an InputError naming the line."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{problem} ({exc.msg} at column {exc.colno})", path=path, line=number,
+                         fix=fix) from None
+    except RecursionError:
+        raise InputError(f"{problem} (nested too deeply)", path=path, line=number, fix=fix) from None
+    except ValueError as exc:  # e.g. an integer literal with more than 4300 digits
+        raise InputError(f"{problem} ({exc})", path=path, line=number, fix=fix) from None
+
+
+def _json_objects(path: Path, what: str, max_line: int | None = None) -> Iterator[tuple[int, dict]]:
+    for number, line in read_lines(path, what, max_line=max_line):
+        obj = parse_json_line(line, path, number)
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object, found {type(obj).__name__}", path=path, line=number)
         yield number, obj
@@ -63,14 +74,26 @@ def _field(obj: dict, key: str, path: Path, number: int, required: bool = True) 
     if not isinstance(value, str):
         raise InputError(f"field {key!r} must be a string, found {type(value).__name__}", path=path,
                          line=number)
+    if "\ud800" <= max(value, default="") and _has_surrogate(value):
+        raise InputError(f"field {key!r} holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)",
+                         path=path, line=number, fix="escape characters outside the BMP as surrogate "
+                         "pairs, or write them as UTF-8")
     return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def iter_corpus(path: str | Path) -> Iterator[Document]:
     """Stream documents of a ``corpus.jsonl``; checks ids are present, non-empty and unique."""
     path = Path(path)
     seen: dict[str, int] = {}
-    for number, obj in _json_objects(path, "corpus"):
+    for number, obj in _json_objects(path, "corpus", max_line=textfile.MAX_DOCUMENT_LINE_BYTES):
         docid = _field(obj, "_id", path, number)
         if not docid.strip() or any(c.isspace() for c in docid):
             raise InputError(f"document id {docid!r} is empty or contains white space", path=path,
@@ -161,10 +184,11 @@ def resolve_collection(name_or_path: str | Path, data_root: str | Path | None = 
     root = Path(data_root) if data_root else default_data_root()
     if not p.is_absolute() and (root / p).is_dir():
         return root / p
-    import difflib
-
-    known = sorted(c.name for c in root.iterdir() if c.is_dir()) if root.is_dir() else []
-    close = difflib.get_close_matches(str(name_or_path), known, n=1)
+    try:
+        known = sorted(c.name for c in root.iterdir() if c.is_dir()) if root.is_dir() else []
+    except OSError:
+        known = []
+    close = suggest(str(name_or_path), known, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise InputError(f"collection {str(name_or_path)!r} is neither a folder nor a name under the "
                      f"data root {str(root)!r}", fix=f"{hint}pass a BEIR folder, or set --data-root / "
@@ -198,10 +222,24 @@ class Collection:
         return sorted(p.stem for p in qdir.glob("*.tsv")) if qdir.is_dir() else []
 
     def qrels(self, split: str = "test") -> Qrels:
+        if not isinstance(split, str) or not split or split in (".", "..") or "/" in split \
+                or "\\" in split or "\x00" in split:
+            raise InputError(f"split {split!r} is not a split name", path=self.path / "qrels",
+                             fix=f"choose one of {self.splits() or '(none found)'}")
         path = self.path / "qrels" / f"{split}.tsv"
         if not path.is_file():
-            raise InputError(f"unknown split {split!r} for collection {self.name!r}", path=path,
-                             fix=f"choose one of {self.splits() or '(no qrels/ folder)'}")
+            qdir = self.path / "qrels"
+            known = self.splits()
+            if known:
+                close = suggest(split, known, n=1)
+                hint = (f"did you mean {close[0]!r}? " if close else "") + f"choose one of {known}"
+            elif qdir.is_dir():
+                hint = f"the qrels/ folder is empty: add qrels/{split}.tsv ('query-id corpus-id score')"
+            elif qdir.exists():
+                hint = "qrels is a file; it must be a folder holding <split>.tsv files"
+            else:
+                hint = f"the collection has no qrels/ folder: add qrels/{split}.tsv"
+            raise InputError(f"unknown split {split!r} for collection {self.name!r}", path=path, fix=hint)
         return read_beir_qrels(path)
 
     def queries(self, split: str | None = "test") -> Queries:

@@ -22,6 +22,13 @@ __all__ = ["LetorData", "read_letor", "write_letor"]
 
 _DOCID = re.compile(r"docid\s*=\s*(\S+)")
 
+# Bounds that separate a corrupt line from data: public LETOR sets have at most ~700 features
+# (Yahoo! LTR), grades are 0-4. A larger id would allocate a [rows, id] matrix; a larger label
+# would overflow; a feature beyond float32 would silently become inf.
+MAX_FEATURE_ID = 100_000
+MAX_LABEL = 2**31 - 1
+_F32_MAX = float(np.finfo(np.float32).max)
+
 
 @dataclass(frozen=True, eq=False)
 class LetorData:
@@ -93,6 +100,9 @@ def read_letor(path: str | Path, n_features: int | None = None) -> LetorData:
             label = float(tokens[0])
         except ValueError:
             raise InputError(f"label {tokens[0]!r} is not a number", path=path, line=number) from None
+        if not np.isfinite(label) or abs(label) > MAX_LABEL:
+            raise InputError(f"label {tokens[0]!r} is not a finite integer grade of at most {MAX_LABEL}",
+                             path=path, line=number, fix="labels are relevance grades such as 0, 1, 2")
         if label != int(label):
             raise InputError(f"label {tokens[0]!r} is not an integer grade", path=path, line=number)
         if not tokens[1].startswith("qid:") or len(tokens[1]) == 4:
@@ -116,8 +126,15 @@ def read_letor(path: str | Path, n_features: int | None = None) -> LetorData:
                 raise InputError(f"feature {tok!r} is not 'id:value'", path=path, line=number) from None
             if not sep or not np.isfinite(value):
                 raise InputError(f"feature {tok!r} is not 'id:finite-value'", path=path, line=number)
+            if abs(value) > _F32_MAX:
+                raise InputError(f"feature {tok!r} is beyond the float32 range (|value| <= {_F32_MAX:.3g})",
+                                 path=path, line=number, fix="scale the feature down")
             if fid < 1:
                 raise InputError(f"feature id {fid} must be 1 or more", path=path, line=number)
+            if fid > MAX_FEATURE_ID:
+                raise InputError(f"feature id {fid} is larger than {MAX_FEATURE_ID}", path=path, line=number,
+                                 fix="feature ids number the columns from 1; if the data really has "
+                                     "this many, raise rankstack.data.letor.MAX_FEATURE_ID")
             if fid == last:
                 raise InputError(f"feature id {fid} is repeated", path=path, line=number)
             if fid < last:

@@ -93,12 +93,23 @@ def read_trec_qrels(path: str | Path) -> Qrels:
     return Qrels(np.array(q), np.array(d), np.array(r, dtype=np.int64), name=path.stem)
 
 
+# Relevance grades are small integers; anything beyond 32 bits is a corrupt file, not a grade (and
+# would overflow the int64 columns on the way to the measures).
+MAX_RELEVANCE = 2**31 - 1
+
+
 def _parse_relevance(text: str, path: Path, number: int) -> int:
     try:
         value = float(text)
     except ValueError:
         raise InputError(f"relevance {text!r} is not an integer", path=path, line=number) from None
-    if not math.isfinite(value) or value != int(value):
+    if not math.isfinite(value):
+        raise InputError(f"relevance {text!r} is not a finite integer", path=path, line=number,
+                         fix="relevance grades are small integers such as 0, 1, 2")
+    if abs(value) > MAX_RELEVANCE:
+        raise InputError(f"relevance {text!r} is out of range (|relevance| <= {MAX_RELEVANCE})",
+                         path=path, line=number, fix="relevance grades are small integers such as 0, 1, 2")
+    if value != int(value):
         raise InputError(f"relevance {text!r} is not an integer", path=path, line=number)
     return int(value)
 

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from rankstack.data.beir import _has_surrogate, parse_json_line
 from rankstack.data.textfile import read_lines
-from rankstack.errors import InputError
+from rankstack.errors import InputError, did_you_mean
 from rankstack.storage import atomic_write_text
 
 __all__ = ["ClickLog", "read_clicklog", "write_clicklog", "FIELDS", "meta_path", "read_meta", "write_meta"]
@@ -123,10 +124,7 @@ def _validate(obj: Any, path: Path | None, line: int) -> dict[str, Any]:
         raise bad(f"a session must be a JSON object, found {type(obj).__name__}")
     unknown = sorted(set(obj) - set(FIELDS))
     if unknown:
-        import difflib
-
-        hints = [u + (f" (did you mean {c[0]!r}?)" if (c := difflib.get_close_matches(u, FIELDS, n=1)) else "")
-                 for u in unknown]
+        hints = [u + did_you_mean(u, FIELDS) for u in unknown]
         raise bad(f"unknown field(s) {', '.join(hints)}", fix=f"the fields are {', '.join(FIELDS)}")
     missing = [f for f in _REQUIRED if f not in obj]
     if missing:
@@ -139,6 +137,9 @@ def _validate(obj: Any, path: Path | None, line: int) -> dict[str, Any]:
     if not all(isinstance(d, str) and d for d in docids):
         d = next(d for d in docids if not (isinstance(d, str) and d))
         raise bad(f"every docid must be a non-empty string, found {d!r}")
+    if any(_has_surrogate(x) for x in (qid, *docids)):
+        raise bad("an id holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)",
+                  fix="write ids as UTF-8 text")
     if len(set(docids)) != len(docids):
         d = next(d for d in docids if docids.count(d) > 1)
         raise bad(f"document {d!r} is shown twice in one session", fix="a session shows each document once")
@@ -155,7 +156,8 @@ def _validate(obj: Any, path: Path | None, line: int) -> dict[str, Any]:
             n = len(props) if isinstance(props, list) else type(props).__name__
             raise bad(f"{len(docids)} docids but propensities {n}", fix="give one propensity per shown document")
         for p, c in zip(props, clicks):
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or not 0 <= p <= 1:
+            # range first: math.isfinite(10**400) would raise OverflowError; NaN fails the range too
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1 or not math.isfinite(p):
                 raise bad(f"propensity {p!r} is not a number in [0, 1]",
                           fix="a propensity is an examination probability, between 0 and 1")
             if c == 1 and p == 0:
@@ -192,12 +194,7 @@ def read_clicklog(path: str | Path) -> ClickLog:
     path = Path(path)
     rows = []
     for number, line in read_lines(path, "click log"):
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", path=path, line=number,
-                             fix=_FIX) from None
-        rows.append(_validate(obj, path, number))
+        rows.append(_validate(parse_json_line(line, path, number, fix=_FIX, problem="not valid JSON"), path, number))
     return _columns(rows, path)
 
 
@@ -222,8 +219,11 @@ def read_meta(path: str | Path) -> dict[str, Any] | None:
     m = meta_path(path)
     if not m.is_file():
         return None
+    fix = "delete it or re-run 'rankstack clicks simulate'"
     try:
         return json.loads(m.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"click log description is not valid JSON ({exc})", path=m,
-                         fix="delete it or re-run 'rankstack clicks simulate'") from None
+    except OSError as exc:
+        raise InputError(f"cannot read the click log description: {exc.strerror or exc}", path=m,
+                         fix=fix) from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InputError(f"click log description is not valid JSON ({exc})", path=m, fix=fix) from None
