@@ -42,7 +42,8 @@ def test_rrf_tie_order_is_canonical():
 def test_minmax_and_zscore():
     mm = dict(zip(zip(A.qids, A.docids), normalise(A, "min-max")))
     assert mm[("q1", "d1")] == 1.0 and mm[("q1", "d2")] == 0.5 and mm[("q1", "d3")] == 0.0
-    assert mm[("q2", "d1")] == 1.0  # a single (constant) score maps to 1
+    # a single (constant) score maps to 0: rankstack.normalize's one rule (as ranx and LETOR do)
+    assert mm[("q2", "d1")] == 0.0
     z = dict(zip(zip(A.qids, A.docids), normalise(A, "z-score")))
     sd = math.sqrt(2 / 3)
     assert z[("q1", "d1")] == pytest.approx(1 / sd) and z[("q1", "d2")] == pytest.approx(0.0)
@@ -53,10 +54,10 @@ def test_combsum_combmnz_linear_hand_computed():
     s = comb_sum([A, B]).to_dict()
     # B q1 min-max: d3 1, d4 0.5, d1 0 ; A q1: d1 1, d2 .5, d3 0
     assert s["q1"] == pytest.approx({"d1": 1.0, "d2": 0.5, "d3": 1.0, "d4": 0.5})
-    assert s["q2"] == pytest.approx({"d1": 1.0 + 0.0, "d2": 1.0})
+    assert s["q2"] == pytest.approx({"d1": 0.0 + 0.0, "d2": 1.0})  # A's one-document q2 is constant: 0
     m = comb_mnz([A, B]).to_dict()
     assert m["q1"] == pytest.approx({"d1": 2.0, "d2": 0.5, "d3": 2.0, "d4": 0.5})
-    assert m["q2"] == pytest.approx({"d1": 2.0, "d2": 1.0})
+    assert m["q2"] == pytest.approx({"d1": 0.0, "d2": 1.0})
     li = linear([A, B], weights=[0.7, 0.3]).to_dict()
     assert li["q1"]["d1"] == pytest.approx(0.7) and li["q1"]["d4"] == pytest.approx(0.15)
     zs = fuse_runs([A, B], method="combsum", norm="z-score").to_dict()

@@ -169,21 +169,28 @@ def test_cross_encoder_save_load_round_trip_and_crossencoder_parity(tiny_bert, t
         CrossEncoderReranker(str(out))
 
 
+@pytest.mark.precision
 def test_cross_encoder_bf16_path_is_reported_and_close(tiny_bert):
-    from rankstack.rerank.cross_encoder import CrossEncoderReranker, bf16_supported
+    """Holds on bf16 CPUs and on AVX2-only CPUs / RANKSTACK_BF16=0, where every bf16 choice runs fp32."""
+    from rankstack.hardware import bf16_support
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
 
+    native = bf16_support()[0]
     fp32 = CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=32)
     auto = CrossEncoderReranker(str(tiny_bert), precision="auto", max_length=32)
     assert fp32.precision_used == "fp32"
-    assert auto.precision_used == ("bf16" if bf16_supported() else "fp32")
+    assert auto.precision_used == ("bf16" if native else "fp32")
     q, d = ["cats purr"] * 4, ["cats purr", "dogs bark", "fish", "why do cats purr"]
     np.testing.assert_allclose(auto.score(q, d), fp32.score(q, d), atol=0.05)
     fast = CrossEncoderReranker(str(tiny_bert), precision="bf16-weights", max_length=32)
-    assert fast.precision_used == ("bf16-weights" if bf16_supported() else "fp32")
-    if bf16_supported():
+    assert fast.precision_used == ("bf16-weights" if native else "fp32")
+    if native:
         assert next(fast.model.parameters()).dtype == torch.bfloat16
         with pytest.raises(InputError, match="bf16"):
             fast.save("never-written")
+    else:  # the fallback keeps fp32 weights and gives fp32's scores exactly
+        assert next(fast.model.parameters()).dtype == torch.float32
+        np.testing.assert_array_equal(fast.score(q, d), fp32.score(q, d))
     with pytest.raises(InputError, match="bf16-weights"):  # the error lists every choice
         CrossEncoderReranker(str(tiny_bert), precision="int4")
     np.testing.assert_allclose(fast.score(q, d), fp32.score(q, d), atol=0.05)
@@ -191,6 +198,32 @@ def test_cross_encoder_bf16_path_is_reported_and_close(tiny_bert):
         CrossEncoderReranker(str(tiny_bert), precision="fp16")
     with pytest.raises(InputError):
         CrossEncoderReranker(str(tiny_bert), max_length=1000)
+
+
+def test_cross_encoder_changes_no_process_state(tiny_bert, tiny_collection):
+    """Building and using a reranker leaves torch's thread count and the environment as they were."""
+    import os
+
+    from rankstack.data.beir import Collection
+    from rankstack.registry import Context, build
+
+    before_threads, before_env = torch.get_num_threads(), dict(os.environ)
+    target = 1 if before_threads != 1 else 2
+    r = build({"name": "reranker", "args": {"model": str(tiny_bert), "threads": target, "max_length": 32}},
+              kind="reranker", context=Context(collection=Collection(tiny_collection)))
+    assert torch.get_num_threads() == before_threads
+    seen = []
+    original = r.model.forward
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())  # the requested threads apply while the model runs
+        return original(*args, **kwargs)
+
+    r.model.forward = spy
+    out = r(Run.from_dict({"q1": {"d1": 2.0, "d6": 1.0}}, queries=Queries(("q1",), ("why do cats purr",))))
+    assert len(out) == 2 and seen and set(seen) == {target}
+    assert torch.get_num_threads() == before_threads
+    assert dict(os.environ) == before_env
 
 
 def test_reranker_in_a_pipeline_expression(tiny_bert, tiny_collection, tmp_path):

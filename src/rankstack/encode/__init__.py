@@ -3,6 +3,6 @@
 Importing this package is light: torch, onnxruntime and tokenizers load when an encoder is built.
 """
 
-from rankstack.encode.base import Encoder, cached_encode, load_encoder, resolve_precision
+from rankstack.encode.base import Encoder, cached_encode, load_encoder
 
-__all__ = ["Encoder", "load_encoder", "cached_encode", "resolve_precision"]
+__all__ = ["Encoder", "load_encoder", "cached_encode"]

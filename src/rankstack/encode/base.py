@@ -10,7 +10,8 @@ batching (as sentence-transformers does) cuts the padded work several-fold on mi
 
 Why bf16 autocast: on CPUs with AVX-512 BF16 / AMX-BF16, oneDNN runs a MiniLM forward ~2.6x faster
 than fp32 with scores correlating > 0.9999 (see NOTES.md); elsewhere it is slower, so ``"auto"``
-only picks it when the CPU advertises the instructions.
+only picks it when :func:`rankstack.hardware.resolve_precision` says bf16 is native (or
+``RANKSTACK_BF16=1`` claims it).
 """
 
 from __future__ import annotations
@@ -26,37 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from rankstack.hardware import BF16_FLAGS, PRECISIONS, bf16_support, cpu_bf16_flags
 from rankstack.errors import InputError
 
-__all__ = ["Encoder", "PRECISIONS", "cpu_bf16_flags", "cpu_supports_bf16", "resolve_precision",
-           "length_sorted_batches", "l2_normalise", "cached_encode", "load_encoder", "fingerprint_files",
+__all__ = ["Encoder", "length_sorted_batches", "l2_normalise", "cached_encode", "load_encoder", "fingerprint_files",
            "texts_checksum"]
 
 log = logging.getLogger(__name__)
 
 EMBEDDINGS_KIND = "embeddings"
 EMBEDDINGS_FORMAT = 1
-
-
-# ---------------------------------------------------------------------------------------------
-# precision
-def cpu_supports_bf16() -> bool:
-    """True when bf16 autocast runs natively here (decided once, in rankstack.hardware)."""
-    return bf16_support()[0]
-
-
-def resolve_precision(precision: str) -> str:
-    """Map ``"auto"|"fp32"|"bf16"`` to the precision that will run; unsupported bf16 falls back to fp32."""
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}", fix=f"choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return "fp32"
-    if cpu_supports_bf16():
-        return "bf16"
-    if precision == "bf16":
-        log.warning("bf16 requested but this CPU has no native bf16 (%s): running fp32", ", ".join(BF16_FLAGS))
-    return "fp32"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +195,8 @@ def cached_encode(encoder: Encoder, texts: Sequence[str], ids: Sequence[str] | N
         except InputError as exc:
             log.warning("re-encoding: ignoring unusable embedding cache %s (%s)", folder, exc)
     vectors = encoder.encode(texts, batch_size=batch_size, progress=progress)
-    with atomic_directory(folder) as tmp:
+    # overwrite=True: the cache rewrites its own folder (e.g. after a corrupt copy was ignored above).
+    with atomic_directory(folder, overwrite=True) as tmp:
         np.save(tmp / "embeddings.npy", vectors, allow_pickle=False)
         write_manifest(tmp, EMBEDDINGS_KIND, EMBEDDINGS_FORMAT,
                        {"encoder_id": encoder.encoder_id, "precision": encoder.precision,

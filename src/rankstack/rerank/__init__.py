@@ -13,7 +13,6 @@ _LAZY = {
     "normalise": "rankstack.rerank.base",
     "CrossEncoderReranker": "rankstack.rerank.cross_encoder",
     "save_cross_encoder": "rankstack.rerank.cross_encoder",
-    "bf16_supported": "rankstack.rerank.cross_encoder",
 }
 
 __all__ = list(_LAZY)

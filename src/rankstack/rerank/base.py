@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from rankstack import normalize
 from rankstack.errors import InputError
 from rankstack.pipeline.stage import Stage, StageInput, queries_of
 from rankstack.types import Run
@@ -68,17 +69,10 @@ def _doc_lookup(documents: DocumentSource) -> Callable[[Sequence[str]], list[str
 
 
 def normalise(scores: np.ndarray, method: str = "minmax") -> np.ndarray:
-    """Per-list score normalisation; a constant list maps to zeros (it carries no preference)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if len(scores) == 0:
-        return scores
-    if method == "minmax":
-        lo, hi = scores.min(), scores.max()
-        return (scores - lo) / (hi - lo) if hi > lo else np.zeros_like(scores)
-    if method == "zscore":
-        sd = scores.std()
-        return (scores - scores.mean()) / sd if sd > 0 else np.zeros_like(scores)
-    raise InputError(f"unknown normalisation {method!r}", fix=f"choose one of {', '.join(NORMS)}")
+    """One query's scores normalised by :mod:`rankstack.normalize` (a constant list maps to zeros)."""
+    if method not in NORMS:
+        raise InputError(f"unknown normalisation {method!r}", fix=f"choose one of {', '.join(NORMS)}")
+    return normalize.normalise(np.asarray(scores, dtype=np.float64).reshape(-1), None, method)
 
 
 def _ranks_desc(scores: np.ndarray, docids: np.ndarray) -> np.ndarray:

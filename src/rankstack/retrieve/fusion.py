@@ -11,7 +11,8 @@ Methods (each a plain function over :class:`~rankstack.types.Run` objects):
   a linear combination of scores", 1999).
 - Normalisations per query: ``min-max`` (Lee, "Analyses of multiple evidence combination", SIGIR
   1997), ``z-score`` (Montague & Aslam, "Relevance score normalization for metasearch", CIKM 2001), or
-  ``none``. A document a run did not retrieve contributes 0 from that run.
+  ``none``, all from :mod:`rankstack.normalize` (a query whose scores are all equal contributes 0).
+  A document a run did not retrieve contributes 0 from that run.
 
 Implementation: written here in vectorised NumPy rather than calling ``ranx.fusion``. ranx would need
 each Run converted to its dict-of-dicts (numba typed dicts) and back, plus a ~2 s import and numba
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rankstack import normalize
 from rankstack.errors import InputError
 from rankstack.pipeline.stage import Stage, StageInput
 from rankstack.registry import register
@@ -46,27 +48,15 @@ def _group_starts(qids: np.ndarray) -> np.ndarray:
 
 
 def normalise(run: Run, norm: str = "min-max") -> np.ndarray:
-    """Per-query normalised scores of ``run`` (row order of the run).
+    """Per-query normalised scores of ``run`` (row order of the run), by :mod:`rankstack.normalize`.
 
-    min-max maps each query's scores to [0, 1] (all-equal scores map to 1); z-score subtracts the
-    query's mean and divides by its (population) standard deviation (0 when constant).
+    min-max maps each query's scores to [0, 1]; z-score subtracts the query's mean and divides by
+    its (population) standard deviation; a query whose scores are all equal gets 0 under both (the
+    one documented rule of :mod:`rankstack.normalize`).
     """
     if norm not in NORMS:
         raise InputError(f"unknown normalisation {norm!r}", fix=f"choose one of {', '.join(NORMS)}")
-    s = run.scores.astype(np.float64)
-    if norm == "none" or len(s) == 0:
-        return s.copy()
-    starts = _group_starts(run.qids)
-    counts = np.diff(np.r_[starts, len(s)])
-    if norm == "min-max":
-        lo = np.repeat(np.minimum.reduceat(s, starts), counts)
-        hi = np.repeat(np.maximum.reduceat(s, starts), counts)
-        span = hi - lo
-        return np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
-    mean = np.add.reduceat(s, starts) / counts
-    centred = s - np.repeat(mean, counts)
-    std = np.repeat(np.sqrt(np.add.reduceat(centred ** 2, starts) / counts), counts)
-    return np.where(std > 0, centred / np.where(std > 0, std, 1.0), 0.0)
+    return normalize.normalise(run.scores, normalize.group_offsets(run.qids), norm)
 
 
 def _check_runs(runs: Sequence[Run], weights: Sequence[float] | None, depth: int | None) -> tuple[list[Run], np.ndarray]:
