@@ -1,4 +1,4 @@
-"""The ULTR study: simulate clicks on LETOR folds, learn with every estimator, evaluate on true labels.
+"""The ULTR study's library pieces: the production (logging) ranker, click simulation, evaluation, tables.
 
 Setup (Ai et al., SIGIR 2018; ULTRA): a *production ranker* -- LambdaMART trained on the true labels
 of 1% of the training fold's queries -- ranks each training query; simulated users see its top-10
@@ -6,42 +6,29 @@ of 1% of the training fold's queries -- ranks each training query; simulated use
 then trains the same scorer on those clicks only, and is scored by nDCG@10 on the test fold's true
 labels with ``rankstack.evaluate`` (trec_eval convention: a query without any relevant document
 scores 0 -- about a quarter of MQ2008's queries; ``nDCG@10 (rel>0)`` averages only the others).
-Propensity estimates (swap interventions, DLA, regression EM) are compared with the simulator's.
 
-Nothing peeks at true training labels except the 1% production ranker and the full-information
-reference; no model selection uses true labels (fixed epochs for every learner).
+:func:`simulate_clicks` is the one click simulation: ``rankstack clicks simulate`` and the study
+(:mod:`rankstack.recipes.ultr`) both call it, and both describe it with :meth:`SimulatedClicks.meta`.
+The workflow itself (configs, folds x etas, outputs) lives in :mod:`rankstack.recipes.ultr`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rankstack.data.letor import LetorData
 from rankstack.errors import InputError
-from rankstack.unbiased.click_models import ClickModel, make_click_model, simulate_sessions, topk_lists
+from rankstack.unbiased.click_models import ClickModel, simulate_sessions, topk_lists
 from rankstack.unbiased.clicklog import ClickLog
-from rankstack.unbiased.estimators import (
-    FitConfig,
-    ULTRModel,
-    aggregate,
-    train_dla,
-    train_full_info,
-    train_ips,
-    train_naive,
-    train_rem,
-)
 
-__all__ = ["StudyConfig", "ProductionRanker", "train_production_ranker", "shown_lists", "simulate_fold",
-           "run_fold", "run_study", "STUDY_ESTIMATORS", "evaluate_model", "summarise", "load_config"]
+__all__ = ["PRODUCTION_POLICIES", "STUDY_ESTIMATORS", "ProductionRanker", "train_production_ranker",
+           "shown_lists", "SimulatedClicks", "simulate_clicks", "evaluate_model", "summarise", "ndcg_table"]
 
 log = logging.getLogger(__name__)
 
@@ -51,66 +38,6 @@ PRODUCTION_POLICIES = ("lambdamart", "inverted")
 
 #: Learners the study compares (``full-info`` and ``production`` are the references).
 STUDY_ESTIMATORS = ("naive", "ips-oracle", "ips-swap", "dla", "rem")
-
-
-@dataclass
-class StudyConfig:
-    """Everything that defines a study run (recorded in its results JSON)."""
-
-    folds: list[str] = field(default_factory=lambda: ["../shared/data/letor/MQ2008"])
-    fold_ids: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
-    etas: list[float] = field(default_factory=lambda: [1.0, 2.0])
-    click_model: str = "pbm"
-    click_args: dict[str, Any] = field(default_factory=dict)
-    sessions: int = 100_000
-    intervention_sessions: int = 100_000
-    top_k: int = 10
-    production_fraction: float = 0.01
-    production: str = "lambdamart"
-    estimators: list[str] = field(default_factory=lambda: list(STUDY_ESTIMATORS))
-    seed: int = 0
-    fit: FitConfig = field(default_factory=FitConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "fit"}
-        d["fit"] = self.fit.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> StudyConfig:
-        d = dict(d)
-        known = set(cls.__dataclass_fields__)
-        bad = sorted(set(d) - known)
-        if bad:
-            raise InputError(f"unknown study setting(s) {bad}", fix=f"settings are {', '.join(sorted(known))}")
-        fit = FitConfig.from_dict(d.pop("fit", {}))
-        cfg = cls(**d, fit=fit)
-        unknown = sorted(set(cfg.estimators) - set(STUDY_ESTIMATORS))
-        if unknown:
-            raise InputError(f"unknown estimator(s) {unknown}", fix=f"choose from {', '.join(STUDY_ESTIMATORS)}")
-        if cfg.production not in PRODUCTION_POLICIES:
-            raise InputError(f"unknown production policy {cfg.production!r}",
-                             fix=f"choose one of {', '.join(PRODUCTION_POLICIES)}")
-        if isinstance(cfg.folds, str):
-            cfg.folds = [cfg.folds]
-        return cfg
-
-
-def load_config(path: str | Path) -> StudyConfig:
-    """A StudyConfig from a TOML file (top-level keys as :class:`StudyConfig`, a ``[fit]`` table)."""
-    import tomllib
-
-    from rankstack.data.textfile import check_file
-
-    p = check_file(path, "study config")
-    try:
-        d = tomllib.loads(p.read_text("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid TOML ({exc})", path=p) from None
-    try:
-        return StudyConfig.from_dict(d)
-    except InputError as exc:
-        raise InputError(exc.problem, path=p, fix=exc.fix) from None
 
 
 # ----------------------------------------------------------------------------- production ranker
@@ -169,11 +96,60 @@ def shown_lists(data: LetorData, scores: np.ndarray, top_k: int):
     return topk_lists(data.qids, data.docids, data.labels, scores, top_k)
 
 
-def simulate_fold(train: LetorData, production: ProductionRanker, model: ClickModel, sessions: int,
-                  top_k: int, rng: np.random.Generator) -> ClickLog:
-    """``sessions`` simulated sessions on the training queries' production top-``k``."""
-    qids, docids, labels, lengths = shown_lists(train, production.scores(train), top_k)
-    return simulate_sessions(model, qids, docids, labels, lengths, sessions, rng)
+@dataclass
+class SimulatedClicks:
+    """One simulation: the logging ranker, what it showed, the sessions and (optionally) swap interventions."""
+
+    production: ProductionRanker
+    click_model: ClickModel
+    qids: list[str]
+    docids: np.ndarray
+    labels: np.ndarray
+    lengths: np.ndarray
+    log: ClickLog
+    interventions: ClickLog | None
+    top_k: int
+
+    @property
+    def top1(self) -> dict[str, str]:
+        """Each query's rank-1 document (swap interventions move it; the swap estimate needs it)."""
+        return {q: str(d[0]) for q, d in zip(self.qids, self.docids)}
+
+    def true_propensities(self) -> list[float] | None:
+        """The simulator's relative examination ``p_k / p_1`` (None when it depends on clicks)."""
+        exam = self.click_model.examination(self.top_k)
+        return None if exam is None else (exam / exam[0]).tolist()
+
+    def meta(self) -> dict[str, Any]:
+        """The description a click log is saved with (``<log>.meta.json``); one spelling of every key."""
+        return {"click_model": self.click_model.spec(), "sessions": len(self.log), "top_k": self.top_k,
+                "production_queries": self.production.queries, "true_propensities": self.true_propensities(),
+                "top1": self.top1}
+
+
+def simulate_clicks(fold: Any, click_model: ClickModel, *, sessions: int, top_k: int = 10,
+                    production_fraction: float = 0.01, production: str = "lambdamart", seed: int = 0,
+                    stream: Sequence[int] = (), interventions: int = 0,
+                    log_propensities: bool = True) -> SimulatedClicks:
+    """Train the production ranker on ``fold.train``, show its top-``k``, simulate ``sessions`` sessions.
+
+    Seeds: the production ranker uses ``seed + fold.index``; the sessions draw from
+    ``default_rng(stream)`` and the ``interventions`` swap sessions from ``default_rng([*stream, 1])``
+    (``stream`` defaults to ``[seed, fold.index]``), so a caller varying another factor (the study's
+    eta) adds it to ``stream`` and every stream stays independent and reproducible.
+    """
+    from rankstack.unbiased.propensity import simulate_swap_interventions
+
+    stream = list(stream) or [seed, int(fold.index)]
+    ranker = train_production_ranker(fold.train, production_fraction, seed=seed + fold.index, policy=production)
+    qids, docids, labels, lengths = shown_lists(fold.train, ranker.scores(fold.train), top_k)
+    clicks = simulate_sessions(click_model, qids, docids, labels, lengths, sessions, np.random.default_rng(stream),
+                               log_propensities=log_propensities)
+    inter = None
+    if interventions:
+        inter = simulate_swap_interventions(click_model, qids, docids, labels, lengths, interventions,
+                                            np.random.default_rng([*stream, 1]))
+    return SimulatedClicks(ranker, click_model, qids, docids, labels, lengths, clicks, inter, top_k)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -188,63 +164,6 @@ def evaluate_model(model: Any, test: LetorData) -> dict[str, float]:
     per_q = ev.per_query["nDCG@10"]
     rel = [v for q, v in per_q.items() if q not in empty]
     return {"nDCG@10": float(ev.mean["nDCG@10"]), "nDCG@10 (rel>0)": float(np.mean(rel)) if rel else float("nan")}
-
-
-# ----------------------------------------------------------------------------- one fold
-def run_fold(fold: Any, eta: float, cfg: StudyConfig) -> dict[str, Any]:
-    """Simulate, train every estimator and the references, evaluate. Returns a JSON-able dict."""
-    from rankstack.unbiased.propensity import estimate_swap_propensities, simulate_swap_interventions
-
-    t0 = time.time()
-    seed = [cfg.seed, int(fold.index), int(round(eta * 1000))]
-    production = train_production_ranker(fold.train, cfg.production_fraction, seed=cfg.seed + fold.index,
-                                         policy=cfg.production)
-    click_model = make_click_model(cfg.click_model, **({"eta": eta} if cfg.click_model == "pbm" else {}),
-                                   **cfg.click_args)
-    qids, docids, labels, lengths = shown_lists(fold.train, production.scores(fold.train), cfg.top_k)
-    rng = np.random.default_rng(seed)
-    clicks = simulate_sessions(click_model, qids, docids, labels, lengths, cfg.sessions, rng)
-    lists = aggregate(clicks, fold.train)
-    exam = click_model.examination(cfg.top_k)
-    out: dict[str, Any] = {"fold": fold.index, "letor_fold": fold.letor_name, "eta": eta,
-                           "production_queries": production.queries, "sessions": cfg.sessions,
-                           "clicks_per_session": float(clicks.clicks.sum() / len(clicks)),
-                           "true_propensities": None if exam is None else (exam / exam[0]).tolist(),
-                           "ndcg": {}, "propensities": {}, "seconds": {}}
-
-    def record(name: str, model: Any, started: float) -> None:
-        out["ndcg"][name] = evaluate_model(model, fold.test)
-        out["seconds"][name] = round(time.time() - started, 2)
-        if getattr(model, "propensities", None) is not None and name != "ips-oracle":
-            out["propensities"][name] = np.asarray(model.propensities, float).tolist()
-        log.info("fold %d eta %g %-10s nDCG@10 %.4f (%.1fs)", fold.index, eta, name,
-                 out["ndcg"][name]["nDCG@10"], out["seconds"][name])
-
-    s = time.time()
-    record("production", production, s)
-    s = time.time()
-    record("full-info", train_full_info(fold.train, cfg.fit), s)
-    for name in cfg.estimators:
-        s = time.time()
-        if name == "naive":
-            model: ULTRModel = train_naive(lists, cfg.fit)
-        elif name == "ips-oracle":
-            model = train_ips(lists, "logged", cfg.fit, name=name)
-        elif name == "ips-swap":
-            inter = simulate_swap_interventions(click_model, qids, docids, labels, lengths,
-                                                cfg.intervention_sessions, np.random.default_rng([*seed, 1]))
-            top1 = {q: str(d[0]) for q, d in zip(qids, docids)}
-            est, _ = estimate_swap_propensities(inter, top1, cfg.top_k)
-            model = train_ips(lists, est, cfg.fit, name=name)
-        elif name == "dla":
-            model = train_dla(lists, cfg.fit)
-        elif name == "rem":
-            model = train_rem(lists, cfg.fit)
-        else:  # pragma: no cover - from_dict validates
-            raise InputError(f"unknown estimator {name!r}")
-        record(name, model, s)
-    out["seconds"]["total"] = round(time.time() - t0, 1)
-    return out
 
 
 # ----------------------------------------------------------------------------- whole study
@@ -288,40 +207,3 @@ def ndcg_table(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_study(cfg: StudyConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Run every (fold, eta) of ``cfg``; write ``results.json``, ``report.md`` and propensity PNGs."""
-    from rankstack.ltr.data import letor_folds
-    from rankstack.storage import atomic_write_text
-    from rankstack.unbiased.propensity import plot_propensities, propensity_table
-
-    out_dir = Path(out_dir)
-    folds = letor_folds(cfg.folds[0] if len(cfg.folds) == 1 else cfg.folds)
-    by_index = {f.index: f for f in folds}
-    bad = [i for i in cfg.fold_ids if i not in by_index]
-    if bad:
-        raise InputError(f"fold(s) {bad} do not exist (there are {len(folds)})",
-                         fix=f"choose fold ids in 1..{len(folds)}")
-    results = []
-    partial = out_dir / "results.partial.jsonl"
-    for eta in cfg.etas:
-        for i in cfg.fold_ids:
-            r = run_fold(by_index[i], float(eta), cfg)
-            results.append(r)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(partial, "".join(json.dumps(x) + "\n" for x in results))
-    summary = summarise(results)
-    report = [f"# ULTR study ({cfg.click_model}, {cfg.sessions} sessions, folds {cfg.fold_ids}, "
-              f"logging policy {cfg.production})", "",
-              ndcg_table(summary), ""]
-    for eta, s in summary.items():
-        if s["true_propensities"] is None or not s["propensities"]:
-            continue
-        report += [f"## Relative propensities, eta={eta} (mean over folds)", "",
-                   propensity_table(s["true_propensities"], s["propensities"]), ""]
-        plot_propensities(s["true_propensities"], s["propensities_per_fold"],
-                          out_dir / f"propensities_eta{eta}.png",
-                          title=f"{cfg.click_model} eta={eta}: p_k/p_1 (mean, min-max over folds)")
-    payload = {"config": cfg.to_dict(), "summary": summary, "runs": results}
-    atomic_write_text(out_dir / "results.json", json.dumps(payload, indent=1) + "\n")
-    atomic_write_text(out_dir / "report.md", "\n".join(report))
-    return payload
