@@ -18,6 +18,7 @@ import logging
 import os
 import pkgutil
 import sys
+from typing import NoReturn
 
 from rankstack.cli._common import describe_failure
 
@@ -26,8 +27,17 @@ __all__ = ["main", "build_parser"]
 _DEBUG_HELP = "show the full traceback of an error (also RANKSTACK_DEBUG=1)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage block would make it several): ``prog: error: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        from rankstack.cli._common import one_line
+
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (fix: see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rankstack",
         description="Build, train and evaluate ranking pipelines on a CPU, offline.",
         epilog="Run 'rankstack VERB --help' for a verb's options and an example.",
@@ -58,18 +68,22 @@ def _add_debug_everywhere(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    debug = bool(getattr(args, "debug", False)) or os.environ.get("RANKSTACK_DEBUG", "") not in ("", "0")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("bm25s", "faiss", "sentence_transformers", "transformers", "httpx", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.INFO if args.verbose else logging.WARNING)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    prog = "rankstack " + " ".join(v for v in (getattr(args, "verb", None),) if v)
+    debug = os.environ.get("RANKSTACK_DEBUG", "") not in ("", "0") or "--debug" in (
+        sys.argv[1:] if argv is None else argv)
+    args = parser = None
+    prog = "rankstack"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        debug = debug or bool(getattr(args, "debug", False))
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        for noisy in ("bm25s", "faiss", "sentence_transformers", "transformers", "httpx", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.INFO if args.verbose else logging.WARNING)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        prog = " ".join(["rankstack", *(v for v in (getattr(args, "verb", None),) if v)])
         result = args.func(args)
     except KeyboardInterrupt:
         print("rankstack: interrupted", file=sys.stderr)

@@ -158,6 +158,9 @@ def describe_os_error(exc: OSError, args: argparse.Namespace | None = None,
         shown = path
     reason = exc.strerror or type(exc).__name__
     fix = _OS_FIXES.get(exc.errno or -1, "check the path and retry")
+    if exc.errno == errno.ENOENT and path and os.path.isdir(os.path.dirname(_norm(path))) \
+            and not os.path.exists(path) and _is_temporary(path):
+        fix = "this folder does not accept new files (a special file system such as /proc?); write elsewhere"
     where = argument_for(path or first, args, parser)
     if where is not None:
         option, value = where
