@@ -41,3 +41,18 @@ def test_cli_retrieve_evaluate_compare(data_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "bm25b" in out and "nDCG@10" in out
     assert (tmp_path / "pq.csv").read_text().count("\n") > 200
+
+
+def test_depth_above_1000_is_not_capped(data_root):
+    """Issue 11/12: `-k 1400` on cranfield returned 1000 per query (bm25's own default)."""
+    coll = Collection("cranfield", data_root=data_root)
+    bm25 = BM25Retriever.from_collection(coll)
+    queries = coll.queries("test")
+    run = (bm25 % 1400)(queries)
+    sizes = {q: len(d) for q, d, _ in run.groups()}
+    # every document sharing a term with the query is returned (cranfield has 1,400 documents; BM25
+    # never returns a document that matches no query term)
+    for qid, text in zip(queries.qids, queries.texts):
+        matching = int((bm25.score_all(bm25.tokenize([text])[0]) > 0).sum())
+        assert sizes.get(qid, 0) == min(1400, matching)
+    assert sum(1 for s in sizes.values() if s > 1000) > 100

@@ -98,3 +98,71 @@ def test_as_reranker_keeps_input_documents(tiny_collection):
     first = Run.from_dict({"q1": {"d1": 0.1, "d2": 0.2}}, queries=q)
     out = r(first)
     assert set(out.to_dict()["q1"]) <= {"d1", "d2"}
+
+
+def _many_docs(n: int):
+    from rankstack.data.beir import Document
+
+    return [Document(f"d{i:05d}", "", f"common term{i % 7} text") for i in range(n)]
+
+
+def test_cutoff_pushes_depth_down_past_the_default():
+    """`bm25 % k` retrieves k per query even above bm25's own default depth of 1000."""
+    r = BM25Retriever().index(_many_docs(1500))
+    q = Queries(("q",), ("common",))
+    assert len(r(q)) == 1000  # the default depth
+    assert len((r % 1400)(q)) == 1400
+    assert len((r % 200)(q)) == 200
+    assert r.k == 1000  # pushing down never mutates the retriever
+    assert len(((r % 1400) % 10)(q)) == 10
+    assert len(((r % 10) % 1400)(q)) == 10  # an inner cut-off is the user's and wins
+
+
+def test_cutoff_pushdown_through_a_pipeline_expression(tmp_path):
+    from rankstack.pipeline.expression import parse_pipeline
+
+    r = BM25Retriever().index(_many_docs(1500))
+    r.save(tmp_path / "idx")
+    stage = parse_pipeline(f"bm25(index='{tmp_path / 'idx'}') % 1300")
+    assert len(stage(Queries(("q",), ("common",)))) == 1300
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"token_pattern": ""}, "token_pattern must be a non-empty"),
+    ({"token_pattern": "a*"}, "matches the empty string"),
+    ({"token_pattern": "("}, "is not a regular expression"),
+    ({"stemmer": 5}, "stemmer must be a Snowball algorithm name"),
+    ({"stopwords": 5}, "stopwords must be 'en', None or a list"),
+    ({"stopwords": ["a", 1]}, "stopwords must be 'en', None or a list"),
+    ({"threads": "x"}, "threads must be an integer"),
+    ({"threads": -1}, "threads must be an integer >= 0"),
+    ({"k": 0}, "k must be an integer >= 1"),
+    ({"k": True}, "k must be an integer"),
+])
+def test_bad_parameters_are_refused(args, message):
+    with pytest.raises(InputError, match=message):
+        BM25Retriever(**args)
+
+
+def test_corpus_without_any_indexable_word_is_refused():
+    from rankstack.data.beir import Document
+
+    with pytest.raises(InputError, match="none of the 2 documents has an indexable word"):
+        BM25Retriever().index([Document("a", "", ""), Document("b", "", "the of")])
+
+
+def test_cache_is_keyed_by_corpus_content(tiny_collection, tmp_path):
+    import os
+
+    corpus = tiny_collection / "corpus.jsonl"
+    ctx = Context(collection=Collection(tiny_collection), cache_dir=tmp_path / "cache")
+    q = Queries(("q",), ("goldfish",))
+    assert build("bm25", context=ctx)(q).docids.tolist() == ["d4"]
+    st = corpus.stat()
+    text = corpus.read_text()
+    corpus.write_text(text.replace("Goldfish swim", "Sharkfin swim"))  # same size
+    os.utime(corpus, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert corpus.stat().st_size == st.st_size and corpus.stat().st_mtime_ns == st.st_mtime_ns
+    ctx = Context(collection=Collection(tiny_collection), cache_dir=tmp_path / "cache")
+    assert len(build("bm25", context=ctx)(q)) == 0  # not the stale cached index
+    assert len(list((tmp_path / "cache" / "bm25").iterdir())) == 2
