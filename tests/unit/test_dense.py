@@ -168,7 +168,37 @@ def test_default_queries_without_texts_error(collection):
     stage = DenseRetriever.from_collection(collection, encoder=HashEncoder(), k=5)
     with pytest.raises(InputError, match="query texts"):
         stage(Run.from_dict({"q0": {"d1": 1.0}}))
-    assert isinstance(stage(Queries(("x",), ("brain",))), Run)
+    out = stage(Queries(("x",), ("brain",)))
+    docs, scores = out.for_query("x")
+    assert out.query_ids == ["x"] and len(docs) == 5
+    # the five returned are the exact inner-product top five of the whole collection, with those scores
+    all_ids = stage.index.docids.tolist()
+    exact = stage.index.vectors_of(all_ids) @ HashEncoder().encode(["brain"])[0]
+    top = np.argsort(-exact, kind="stable")[:5]
+    assert set(docs.tolist()) == {all_ids[i] for i in top}
+    np.testing.assert_allclose(np.sort(scores)[::-1], exact[top], rtol=1e-5, atol=1e-6)
+
+
+def _big_retriever(n: int = 2000, dim: int = 16) -> DenseRetriever:
+    enc = HashEncoder(dim=dim)
+    vectors = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
+    index = DenseIndex.build(vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
+                             [f"d{i}" for i in range(n)], enc.encoder_id)
+    return DenseRetriever(enc, index)  # default k=1000
+
+
+def test_cutoff_above_the_default_k_is_pushed_down():
+    dense = _big_retriever()
+    queries = Queries(("q1", "q2"), ("brain cancer", "virus"))
+    assert dense.k == 1000
+    deep = (dense % 1500)(queries)
+    assert [len(d) for _, d, _ in deep.groups()] == [1500, 1500]
+    assert dense.k == 1000 and all(len(d) == 1000 for _, d, _ in dense(queries).groups())  # self unchanged
+    assert dense.at_least(10) is dense  # never shallower
+    assert dense.at_least(1500) is not dense and dense.at_least(1500).index is dense.index  # shares the index
+    assert [len(d) for _, d, _ in (dense % 3000)(queries).groups()] == [2000, 2000]  # all there is
+    with pytest.raises(InputError, match="k must be a positive integer"):
+        dense.at_least(0)
 
 
 def test_modules_import_light():

@@ -9,7 +9,7 @@ import pytest
 
 from rankstack.errors import InputError
 from rankstack.pipeline.expression import parse_pipeline
-from rankstack.pipeline.stage import FunctionStage
+from rankstack.pipeline.stage import FunctionStage, Stage
 from rankstack.registry import register
 from rankstack.retrieve.fusion import comb_mnz, comb_sum, fuse, fuse_runs, linear, normalise, rrf
 from rankstack.types import Queries, Run
@@ -121,3 +121,36 @@ def test_fuse_stage_and_expression():
     assert "fuse(" in repr(parsed) and "method=rrf" in repr(parsed)
     lin = parse_pipeline("fuse(fusion_test_a, fusion_test_b, method=linear, weights=[0.7, 0.3])")(queries)
     assert lin.to_dict()["q1"]["d1"] == pytest.approx(0.7)
+
+
+class _DeepStage(Stage):
+    """Returns ``k`` documents per query (like a retriever with a default depth); ``at_least`` deepens."""
+
+    def __init__(self, k: int = 1000, prefix: str = "d") -> None:
+        self.k, self.prefix, self.name = k, prefix, f"deep{prefix}"
+
+    def at_least(self, k: int) -> Stage:
+        return self if k <= self.k else _DeepStage(k, self.prefix)
+
+    def transform(self, inp):
+        qids = [q for q in inp.qids for _ in range(self.k)]
+        docs = [f"{self.prefix}{i}" for _ in inp.qids for i in range(self.k)]
+        scores = [float(self.k - i) for _ in inp.qids for i in range(self.k)]
+        return Run(np.array(qids), np.array(docs), np.array(scores))
+
+
+def test_fusion_pushes_the_cutoff_to_every_input_and_its_depth():
+    queries = Queries(("q1", "q2"), ("a", "b"))
+    a, b = _DeepStage(prefix="a"), _DeepStage(prefix="b")
+    stage = fuse(a, b, method="rrf")
+    deep = (stage % 1500)(queries)
+    assert [len(d) for _, d, _ in deep.groups()] == [1500, 1500]
+    # both inputs were deepened: the 1500 documents come half from each input's 750 best
+    assert sum(d.startswith("a") for d in deep.for_query("q1")[0].tolist()) == 750
+    full = stage.at_least(1500)(queries)
+    assert [len(d) for _, d, _ in full.groups()] == [3000, 3000]
+    assert [s.k for s in stage.stages] == [1000, 1000]  # self unchanged
+    limited = fuse(a, b, method="combsum", depth=100)
+    assert limited.at_least(1500).depth == 1500 and limited.depth == 100
+    assert [len(d) for _, d, _ in (limited % 1500)(queries).groups()] == [1500, 1500]
+    assert limited.at_least(50) is limited  # already deep enough

@@ -171,9 +171,11 @@ class LTRReranker(Stage):
         scores = self.model.predict_scores(data)
         return Run(data.qids, data.docids, scores, name="ltr", queries=inp.queries)
 
-    def save(self, path: str | Path) -> None:
-        """A folder with ``model/`` (the LTR model's own saved folder) and a manifest of the features."""
-        with atomic_directory(path) as tmp:
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """A folder with ``model/`` (the LTR model's own saved folder) and a manifest of the features.
+
+        ``overwrite``: replace a saved LTR reranker (anything else at ``path`` is refused)."""
+        with atomic_directory(path, overwrite=overwrite) as tmp:
             self.model.save(tmp / "model")
             atomic_write_text(tmp / "features.json", json.dumps(self.extractor.config(), indent=2) + "\n")
             write_manifest(tmp, KIND, FORMAT_VERSION, self.extractor.config())

@@ -225,10 +225,12 @@ class LambdaMART:
         return scores_to_run(data, self.predict_scores(data), name=name or self.name)
 
     # persistence --------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Write ``model.txt`` (LightGBM text, best iteration only) + ``manifest.json`` atomically."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Write ``model.txt`` (LightGBM text, best iteration only) + ``manifest.json`` atomically.
+
+        ``overwrite``: replace a saved LambdaMART model (anything else at ``path`` is refused)."""
         self._require_model()
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, overwrite=overwrite) as tmp:
             self.booster.save_model(str(tmp / MODEL_FILE), num_iteration=self.best_iteration or None)
             write_manifest(tmp, KIND, FORMAT_VERSION, {**self.params, "num_threads": self.num_threads,
                                                        "deterministic": self.deterministic},

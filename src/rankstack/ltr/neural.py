@@ -15,7 +15,6 @@ JSON manifest (no pickle). torch is imported only when a model is built.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Mapping
@@ -152,16 +151,12 @@ class NeuralRanker:
                 "max_len": self.max_len, "normalisation": self.normalisation, "seed": self.seed,
                 "grad_clip": self.grad_clip, "precision": self.precision, **self.config}
 
-    @contextlib.contextmanager
     def _threads(self):
-        torch = _torch()
-        before = torch.get_num_threads()
-        if self.num_threads:
-            torch.set_num_threads(self.num_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+        """Torch threads for one fit/predict call, restored afterwards (never process-wide)."""
+        from rankstack.hardware import torch_threads
+
+        _torch()
+        return torch_threads(self.num_threads or None)
 
     # training -----------------------------------------------------------------------------------
     def fit(self, train: LetorData, valid: LetorData | None = None) -> NeuralRanker:
@@ -245,12 +240,12 @@ class NeuralRanker:
         return scores_to_run(data, self.predict_scores(data), name=name or self.name)
 
     # persistence --------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Write ``model.safetensors`` + ``manifest.json`` atomically."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Write ``model.safetensors`` + ``manifest.json`` atomically (``overwrite``: replace a saved model)."""
         if self.module is None:
             raise InputError(f"{self.arch}: the model is not trained", fix="call fit(...) first")
         st = require("safetensors.torch", "torch", "saving neural LTR models")
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, overwrite=overwrite) as tmp:
             state = {k: v.detach().contiguous() for k, v in self.module.state_dict().items()}
             st.save_file(state, str(tmp / WEIGHTS))
             write_manifest(tmp, KIND, FORMAT_VERSION, self.params, libraries=["torch", "safetensors", "numpy"],

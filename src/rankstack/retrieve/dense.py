@@ -20,9 +20,12 @@ the vectors; searching with any other encoder raises an InputError instead of re
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import logging
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +110,20 @@ def _apply_search_params(index: Any, p: dict[str, Any]) -> None:
         faiss.extract_index_ivf(index).nprobe = int(p["nprobe"])
 
 
+@contextlib.contextmanager
+def _faiss_threads(threads: int) -> Iterator[None]:
+    """FAISS's OpenMP threads for one build (0 = leave as is), restored afterwards."""
+    faiss = _faiss()
+    old = faiss.omp_get_max_threads()
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads:
+            faiss.omp_set_num_threads(old)
+
+
 class DenseIndex:
     """A FAISS index over unit vectors, its document ids, and the id of the encoder that made them."""
 
@@ -139,8 +156,6 @@ class DenseIndex:
             raise InputError(f"dense: {len(docids)} document ids for {len(vectors)} vectors")
         if len(set(docids.tolist())) != len(docids):
             raise InputError("dense: document ids are not unique", fix="give every document a unique id")
-        if threads:
-            faiss.omp_set_num_threads(threads)
         p = _index_params(index, vectors.shape[1], len(vectors), m, nbits, nlist, nprobe, ef_search,
                           ef_construction)
         p["seed"] = int(seed)
@@ -153,10 +168,11 @@ class DenseIndex:
             idx.pq.cp.seed = int(seed)
         if p["type"] == "ivfpq":
             faiss.downcast_index(faiss.extract_index_ivf(idx)).pq.cp.seed = int(seed)
-        if not idx.is_trained:
-            log.info("training FAISS %s on %d vectors", _factory_string(p), len(vectors))
-            idx.train(vectors)
-        idx.add(vectors)
+        with _faiss_threads(threads):
+            if not idx.is_trained:
+                log.info("training FAISS %s on %d vectors", _factory_string(p), len(vectors))
+                idx.train(vectors)
+            idx.add(vectors)
         _apply_search_params(idx, p)
         return cls(idx, docids, encoder_id, p)
 
@@ -207,10 +223,15 @@ class DenseIndex:
         """Size of the serialised FAISS index in bytes (what memory and disk hold)."""
         return int(_faiss().serialize_index(self.index).nbytes)
 
-    def save(self, path: str | Path, extra_params: dict[str, Any] | None = None) -> None:
-        """Write ``index.faiss``, ``docids.json`` and a manifest pinning the encoder, atomically."""
+    def save(self, path: str | Path, extra_params: dict[str, Any] | None = None, *, overwrite: bool = False,
+             inputs: tuple[str | Path, ...] = ()) -> None:
+        """Write ``index.faiss``, ``docids.json`` and a manifest pinning the encoder, atomically.
+
+        ``overwrite`` replaces an existing dense index; ``inputs`` (e.g. the collection folder) may
+        not be at, inside or around ``path`` (both checked by :func:`storage.atomic_directory`).
+        """
         faiss = _faiss()
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, overwrite=overwrite, inputs=inputs) as tmp:
             faiss.write_index(self.index, str(tmp / "index.faiss"))
             atomic_write_text(tmp / "docids.json", json.dumps(self.docids.tolist()))
             write_manifest(tmp, KIND, FORMAT_VERSION,
@@ -272,6 +293,18 @@ class DenseRetriever(Stage):
         spec = encoder if isinstance(encoder, str) else None
         return cls(enc, idx, k=k, encoder_spec=spec, cache_dir=cache_dir)
 
+    def at_least(self, k: int) -> DenseRetriever:
+        """A copy that retrieves at least ``k`` per query (``dense % 5000`` is not capped by k=1000).
+
+        The copy shares the encoder and index (nothing is re-encoded); ``self`` is never changed.
+        """
+        _positive_int("k", k)
+        if k <= self.k:
+            return self
+        other = copy.copy(self)
+        other.k = k
+        return other
+
     def transform(self, inp: StageInput) -> Run:
         queries = queries_of(inp, "dense")
         qvecs = cached_encode(self.encoder, list(queries.texts), list(queries.qids), self.cache_dir,
@@ -291,11 +324,15 @@ class DenseRetriever(Stage):
         scores = np.einsum("ij,ij->i", vecs, qvecs[qi]).astype(np.float64)
         return run.replace(scores=scores, name="dense")
 
-    def save(self, path: str | Path) -> None:
-        """Save the index with the encoder's id (and spec, so ``load`` can rebuild the encoder)."""
+    def save(self, path: str | Path, *, overwrite: bool = False, inputs: tuple[str | Path, ...] = ()) -> None:
+        """Save the index with the encoder's id (and spec, so ``load`` can rebuild the encoder).
+
+        ``overwrite``: replace an existing dense index; ``inputs``: folders the save must stay out of.
+        """
         self.index.save(path, extra_params={"encoder_spec": self.encoder_spec,
                                             "encoder_backend": self.encoder.backend,
-                                            "precision": self.encoder.precision})
+                                            "precision": self.encoder.precision},
+                        overwrite=overwrite, inputs=inputs)
 
     @classmethod
     def load(cls, path: str | Path, encoder: str | Encoder | None = None, k: int = 1000,

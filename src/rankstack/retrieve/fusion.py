@@ -22,6 +22,7 @@ the unit tests check these functions against hand-computed values (and against r
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -180,6 +181,20 @@ class FusionStage(Stage):
         if depth:
             args.append(f"depth={depth}")
         self.name = f"fuse({', '.join(repr(s) for s in stages)}, {', '.join(args)})"
+
+    def at_least(self, k: int) -> FusionStage:
+        """A copy whose inputs each retrieve at least ``k`` and whose fusion depth is at least ``k``.
+
+        So ``fuse(bm25, dense) % 5000`` fuses 5000-deep runs instead of two 1000-deep ones. ``self``
+        is never changed; it is returned as is when nothing needs to deepen.
+        """
+        stages = [s.at_least(k) for s in self.stages]
+        depth = self.depth if self.depth is None else max(self.depth, k)
+        if depth == self.depth and all(a is b for a, b in zip(stages, self.stages)):
+            return self
+        other = copy.copy(self)
+        other.stages, other.depth = stages, depth
+        return other
 
     def transform(self, inp: StageInput) -> Run:
         runs = [s(inp) for s in self.stages]

@@ -37,10 +37,11 @@ from typing import Any
 import numpy as np
 
 from rankstack.errors import InputError
+from rankstack.registry import build, names, register
 from rankstack.unbiased.clicklog import ClickLog
 
 __all__ = ["ClickModel", "PositionBasedModel", "CascadeModel", "DependentClickModel", "PBM_BASE",
-           "pbm_examination", "make_click_model", "CLICK_MODELS", "simulate_sessions", "topk_lists"]
+           "pbm_examination", "make_click_model", "click_model_names", "simulate_sessions", "topk_lists"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class ClickModel:
         return None
 
 
+@register("pbm", kind="click_model")
 class PositionBasedModel(ClickModel):
     """PBM: examination ``base_k ** eta`` independent of the documents (see module docstring)."""
 
@@ -141,6 +143,7 @@ class PositionBasedModel(ClickModel):
         return clicks, np.where(mask, theta, 0.0)
 
 
+@register("cascade", kind="click_model")
 class CascadeModel(ClickModel):
     """Cascade model: scan top-down, click an attractive document, stop after the first click."""
 
@@ -161,6 +164,7 @@ class CascadeModel(ClickModel):
         return clicks, props
 
 
+@register("dcm", kind="click_model")
 class DependentClickModel(ClickModel):
     """DCM: cascade with continuation probability ``lambda_k`` after a click at rank ``k``.
 
@@ -202,21 +206,18 @@ class DependentClickModel(ClickModel):
         return clicks, props
 
 
-CLICK_MODELS = {"pbm": PositionBasedModel, "cascade": CascadeModel, "dcm": DependentClickModel}
+def click_model_names() -> list[str]:
+    """Registered click models (kind ``click_model``): ``cascade``, ``dcm``, ``pbm``."""
+    return names("click_model")
 
 
 def make_click_model(name: str, **params: Any) -> ClickModel:
-    """Build a click model by name (``pbm``, ``cascade``, ``dcm``) with its parameters."""
-    if name not in CLICK_MODELS:
-        import difflib
+    """Build a registered click model by name (``pbm``, ``cascade``, ``dcm``) with its parameters.
 
-        close = difflib.get_close_matches(name, CLICK_MODELS, n=1)
-        raise InputError(f"unknown click model {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
-                         fix=f"choose one of {', '.join(CLICK_MODELS)}")
-    try:
-        return CLICK_MODELS[name](**params)
-    except TypeError as exc:
-        raise InputError(f"click model {name!r}: {exc}") from None
+    Unknown names raise the registry's UnknownComponentError (with did-you-mean); unknown
+    parameters an InputError naming the accepted ones.
+    """
+    return build({"name": name, "args": params}, kind="click_model")
 
 
 def topk_lists(qids: np.ndarray, docids: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int

@@ -40,6 +40,8 @@ import numpy as np
 
 from rankstack.data.letor import LetorData
 from rankstack.errors import InputError
+from rankstack.hardware import torch_threads
+from rankstack.registry import lookup, register
 from rankstack.unbiased.clicklog import ClickLog
 
 __all__ = ["ClickLists", "aggregate", "FitConfig", "ULTRModel", "train_full_info", "train_naive",
@@ -47,6 +49,7 @@ __all__ = ["ClickLists", "aggregate", "FitConfig", "ULTRModel", "train_full_info
 
 log = logging.getLogger(__name__)
 
+#: The registered click learners (kind ``estimator``); a test keeps this in step with the registry.
 ESTIMATORS = ("naive", "ips", "dla", "rem")
 
 
@@ -256,6 +259,7 @@ def train_full_info(train: LetorData, cfg: FitConfig = FitConfig()) -> ULTRModel
     return ULTRModel("full-info", ranker, None, hist)
 
 
+@register("naive", kind="estimator")
 def train_naive(lists: ClickLists, cfg: FitConfig = FitConfig()) -> ULTRModel:
     """Clicks as relevance labels: learns the logging ranker's position bias along with relevance."""
     ranker = _new_ranker(lists.features.shape[2], cfg)
@@ -263,6 +267,7 @@ def train_naive(lists: ClickLists, cfg: FitConfig = FitConfig()) -> ULTRModel:
     return ULTRModel("naive", ranker, None, hist)
 
 
+@register("ips", kind="estimator")
 def train_ips(lists: ClickLists, propensities: np.ndarray | str = "logged", cfg: FitConfig = FitConfig(),
               name: str = "ips") -> ULTRModel:
     """Inverse propensity scoring: click rates with per-item weights ``p_1 / p_rank``.
@@ -306,6 +311,7 @@ def train_ips(lists: ClickLists, propensities: np.ndarray | str = "logged", cfg:
     return ULTRModel(name, ranker, rel, hist)
 
 
+@register("dla", kind="estimator")
 def train_dla(lists: ClickLists, cfg: FitConfig = FitConfig()) -> ULTRModel:
     """Dual Learning Algorithm (Ai et al., SIGIR 2018): ranker and propensity model learned together.
 
@@ -335,9 +341,7 @@ def train_dla(lists: ClickLists, cfg: FitConfig = FitConfig()) -> ULTRModel:
     rng = np.random.default_rng(cfg.seed)
     clip = cfg.max_weight
     history = []
-    before = torch.get_num_threads()
-    torch.set_num_threads(cfg.num_threads)
-    try:
+    with torch_threads(cfg.num_threads):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             g = torch.nn.Parameter(torch.zeros(k))
@@ -366,12 +370,11 @@ def train_dla(lists: ClickLists, cfg: FitConfig = FitConfig()) -> ULTRModel:
                 history.append({"epoch": epoch + 1, "ranker_loss": total_r / n, "propensity_loss": total_p / n})
             module.eval()
             prop = torch.exp(g.detach() - g.detach()[0]).numpy().astype(np.float64)
-    finally:
-        torch.set_num_threads(before)
     log.info("dla: estimated relative propensities %s", np.round(prop, 3).tolist())
     return ULTRModel("dla", ranker, prop, history)
 
 
+@register("rem", kind="estimator")
 def train_rem(lists: ClickLists, cfg: FitConfig = FitConfig()) -> ULTRModel:
     """Regression EM (Wang et al., WSDM 2018): ``P(click) = theta_rank * gamma(q, d)``.
 
@@ -418,18 +421,14 @@ def train_rem(lists: ClickLists, cfg: FitConfig = FitConfig()) -> ULTRModel:
 
 def train_estimator(name: str, lists: ClickLists, cfg: FitConfig = FitConfig(),
                     propensities: np.ndarray | str | None = None) -> ULTRModel:
-    """Dispatch by name: ``naive``, ``ips`` (needs ``propensities``: "logged" or by rank), ``dla``, ``rem``."""
-    if name == "naive":
-        return train_naive(lists, cfg)
-    if name == "ips":
-        return train_ips(lists, "logged" if propensities is None else propensities, cfg)
-    if name == "dla":
-        return train_dla(lists, cfg)
-    if name == "rem":
-        return train_rem(lists, cfg)
-    import difflib
+    """Train the registered estimator ``name`` (``naive``, ``ips``, ``dla``, ``rem``).
 
-    close = difflib.get_close_matches(name, ESTIMATORS, n=1)
-    raise InputError(f"unknown estimator {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
-                     fix=f"choose one of {', '.join(ESTIMATORS)}")
+    ``propensities`` ("logged" by default, or by rank) goes to estimators that take it (``ips``).
+    Unknown names raise the registry's UnknownComponentError with did-you-mean.
+    """
+    import inspect
 
+    learner = lookup(name, "estimator")
+    if "propensities" in inspect.signature(learner).parameters:
+        return learner(lists, propensities="logged" if propensities is None else propensities, cfg=cfg)
+    return learner(lists, cfg=cfg)
