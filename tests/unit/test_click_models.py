@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rankstack.errors import InputError
+from rankstack.errors import InputError, UnknownComponentError
 from rankstack.unbiased.click_models import (
     PBM_BASE,
     CascadeModel,
@@ -137,7 +137,7 @@ def test_bad_parameters():
         PositionBasedModel(eps=1.5)
     with pytest.raises(InputError, match="eta"):
         PositionBasedModel(eta=-1)
-    with pytest.raises(InputError, match="did you mean 'pbm'"):
+    with pytest.raises(UnknownComponentError, match="did you mean 'pbm'"):
         make_click_model("pmb")
     with pytest.raises(InputError, match="Generator"):
         PositionBasedModel().simulate(np.zeros((2, 2)), None, 0)
@@ -145,3 +145,16 @@ def test_bad_parameters():
         DependentClickModel(continuation=1.2)
     with pytest.raises(InputError, match="max_grade"):
         CascadeModel(max_grade=0)
+
+
+def test_click_models_are_registered_components():
+    from rankstack.registry import build, names
+
+    assert names("click_model") == ["cascade", "dcm", "pbm"]
+    pbm = make_click_model("pbm", eta=2.0)
+    assert isinstance(pbm, PositionBasedModel) and pbm.eta == 2.0
+    assert isinstance(build({"name": "dcm", "args": {"continuation": 0.3}}, kind="click_model"), DependentClickModel)
+    with pytest.raises(UnknownComponentError, match=r"unknown click_model 'cascde'; did you mean 'cascade'"):
+        make_click_model("cascde")
+    with pytest.raises(InputError, match="did you mean 'eta'"):  # arguments are checked by the registry too
+        make_click_model("pbm", etta=1.0)

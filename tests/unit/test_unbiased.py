@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rankstack.data.letor import LetorData
-from rankstack.errors import InputError
+from rankstack.errors import InputError, UnknownComponentError
 from rankstack.unbiased.click_models import PositionBasedModel, pbm_examination, simulate_sessions
 from rankstack.unbiased.clicklog import ClickLog, read_clicklog, write_clicklog
 from rankstack.unbiased.propensity import (
@@ -253,7 +253,7 @@ def test_estimator_errors():
     lists = aggregate(no_p, data)
     with pytest.raises(InputError, match="no propensities"):
         train_ips(lists, "logged")
-    with pytest.raises(InputError, match="did you mean 'dla'"):
+    with pytest.raises(UnknownComponentError, match="did you mean 'dla'"):
         train_estimator("dlaa", lists)
     with pytest.raises(InputError, match="positive"):
         train_ips(lists, np.array([1.0, 0.5, 0.0, 0.2, 0.1, 0.1]))
@@ -261,27 +261,10 @@ def test_estimator_errors():
         FitConfig.from_dict({"epoch": 3})
 
 
-# ----------------------------------------------------------------------------- study configuration
-def test_study_config_file_and_errors(tmp_path):
-    from pathlib import Path
+# ----------------------------------------------------------------------------- study tables
+def test_summarise_and_ndcg_table():
+    from rankstack.unbiased.study import ndcg_table, summarise
 
-    from rankstack.unbiased.study import StudyConfig, load_config, ndcg_table, summarise
-
-    example = Path(__file__).resolve().parents[2] / "examples" / "ultr_mq2008.toml"
-    cfg = load_config(example)
-    assert cfg.etas == [1.0, 2.0] and cfg.sessions == 100_000 and cfg.fit.hidden == ()
-    assert StudyConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
-    bad = tmp_path / "bad.toml"
-    bad.write_text('sesions = 10\n')
-    with pytest.raises(InputError, match="unknown study setting") as err:
-        load_config(bad)
-    assert err.value.path == str(bad)
-    bad.write_text('estimators = ["dla", "ipss"]\n')
-    with pytest.raises(InputError, match="unknown estimator"):
-        load_config(bad)
-    bad.write_text('production = "best"\n')
-    with pytest.raises(InputError, match="production policy"):
-        load_config(bad)
     runs = [{"eta": 1.0, "fold": f, "true_propensities": [1.0, 0.5],
              "ndcg": {"full-info": {"nDCG@10": 0.5, "nDCG@10 (rel>0)": 0.7},
                       "naive": {"nDCG@10": 0.4 + 0.02 * f, "nDCG@10 (rel>0)": 0.6}},
@@ -290,3 +273,11 @@ def test_study_config_file_and_errors(tmp_path):
     assert s["1.0"]["ndcg"]["naive"]["nDCG@10"] == pytest.approx(0.43)
     assert s["1.0"]["propensities"]["dla"] == pytest.approx([1.0, 0.55])
     assert "| naive | 0.4300" in ndcg_table(s)
+
+
+def test_estimators_are_registered_components():
+    from rankstack.registry import lookup, names
+    from rankstack.unbiased.estimators import ESTIMATORS, train_dla, train_ips
+
+    assert names("estimator") == sorted(ESTIMATORS)
+    assert lookup("ips", "estimator") is train_ips and lookup("dla", "estimator") is train_dla
