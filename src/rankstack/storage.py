@@ -347,7 +347,11 @@ def atomic_directory(path: PathLike, *, overwrite: bool = False,
     if path.is_symlink() and path.is_dir():
         path = _real(path)  # replace the folder the link points to, keep the link
     inputs = tuple(i for i in inputs if i is not None)
-    _check_target(path, overwrite, inputs, None)
+    if path.parent.is_dir():
+        with _locked(path.parent):  # not mid-swap of another writer: the check sees a whole folder
+            _check_target(path, overwrite, inputs, None)
+    else:
+        _check_target(path, overwrite, inputs, None)
     path.parent.mkdir(parents=True, exist_ok=True)
     recover(path)
     tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
