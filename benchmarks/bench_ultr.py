@@ -1,6 +1,6 @@
 """Question: does unbiased learning to rank recover full-information NDCG@10 from biased clicks?
 
-Runs the ULTR study (rankstack.unbiased.study) -- PBM clicks on MQ2008 folds, eta 1 and 2, every
+Runs the ULTR study (rankstack.recipes.ultr) -- PBM clicks on MQ2008 folds, eta 1 and 2, every
 estimator next to the full-information reference -- and prints the nDCG@10 table and the
 propensity tables. Results, report.md and propensity PNGs land in --out.
 
@@ -21,8 +21,12 @@ from pathlib import Path
 
 
 def main() -> None:
+    import dataclasses
+
+    from rankstack.recipes.ultr import StudyConfig, load_config
+    from rankstack.recipes.ultr import run as run_study
     from rankstack.unbiased.propensity import propensity_table
-    from rankstack.unbiased.study import StudyConfig, load_config, ndcg_table, run_study
+    from rankstack.unbiased.study import ndcg_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, default=None)
@@ -54,11 +58,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("rankstack.train").setLevel(logging.WARNING)
     cfg = load_config(args.config) if args.config else StudyConfig()
-    for key in ("fold_ids", "etas", "sessions", "production", "seed"):
-        if getattr(args, key) is not None:
-            setattr(cfg, key, getattr(args, key))
+    given = {k: getattr(args, k) for k in ("fold_ids", "etas", "sessions", "production", "seed")
+             if getattr(args, k) is not None}
+    cfg = dataclasses.replace(cfg, out=args.out, **given)
     t = time.time()
-    payload = run_study(cfg, args.out)
+    payload = run_study(cfg).payload
     print(ndcg_table(payload["summary"]))
     for eta, s in payload["summary"].items():
         if s["propensities"]:

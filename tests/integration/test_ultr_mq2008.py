@@ -24,10 +24,9 @@ def fold1():
 
 
 def test_study_fold1_pbm(fold1):
-    from rankstack.unbiased.estimators import FitConfig
-    from rankstack.unbiased.study import StudyConfig, run_fold
+    from rankstack.recipes.ultr import StudyConfig, run_fold
 
-    cfg = StudyConfig(sessions=30_000, intervention_sessions=50_000, fit=FitConfig(epochs=40, em_iterations=20))
+    cfg = StudyConfig(sessions=30_000, intervention_sessions=50_000, fit={"epochs": 40, "em_iterations": 20})
     r = run_fold(fold1, 1.0, cfg)
     ndcg = {k: v["nDCG@10"] for k, v in r["ndcg"].items()}
     full = ndcg["full-info"]
@@ -53,6 +52,7 @@ def test_cli_simulate_then_train(tmp_path):
     assert len(log) == 20_000 and log.max_length == 10 and log.propensities is not None
     meta = read_meta(out)
     assert meta["click_model"]["args"]["eta"] == 2.0 and len(meta["production_queries"]) == 5
+    assert len(meta["true_propensities"]) == 10 and meta["true_propensities"][0] == 1.0
     assert (tmp_path / "clicks.swap.jsonl").is_file()
     # same seed, same log
     again = tmp_path / "again.jsonl"

@@ -180,7 +180,7 @@ def test_cli_ltr_cv_json_shape(letor_dir: Path, tmp_path: Path, capsys) -> None:
     from rankstack.cli import main
 
     out = tmp_path / "cv.json"
-    spec = json.dumps({"name": "lambdamart", "args": {"num_boost_round": 20, "min_data_in_leaf": 5}})
+    spec = "lambdamart(num_boost_round=20, min_data_in_leaf=5)"
     assert main(["ltr", "cv", "--folds", str(letor_dir), "--model", spec, "--json", str(out)]) == 0
     payload = json.loads(out.read_text())
     for m in ("nDCG@1", "nDCG@3", "nDCG@5", "nDCG@10", "AP"):
@@ -196,7 +196,7 @@ def test_cli_ltr_cv_bad_model(letor_dir: Path, capsys) -> None:
     from rankstack.cli import main
 
     assert main(["ltr", "cv", "--folds", str(letor_dir), "--model", "{nope"]) == 2
-    assert "not valid JSON" in capsys.readouterr().err
+    assert "JSON specs are no longer accepted" in capsys.readouterr().err
     assert main(["ltr", "cv", "--folds", str(letor_dir), "--model", "lambdamrt"]) == 2
     assert "did you mean 'lambdamart'" in capsys.readouterr().err
 
@@ -291,8 +291,7 @@ def test_cli_ltr_train_then_rerank(tiny_collection: Path, tmp_path: Path, capsys
     from rankstack.cli import main
 
     out = tmp_path / "ltr"
-    spec = json.dumps({"name": "lambdamart", "args": {"num_boost_round": 5, "min_data_in_leaf": 1,
-                                                      "min_sum_hessian_in_leaf": 0.0}})
+    spec = "lambdamart(num_boost_round=5, min_data_in_leaf=1, min_sum_hessian_in_leaf=0.0)"
     assert main(["ltr", "train", "--collection", str(tiny_collection), "--split", "test", "--first-stage",
                  "bm25 % 5", "--model", spec, "--valid-fraction", "0.34", "--out", str(out),
                  "--cache-dir", "none"]) == 0
