@@ -283,3 +283,32 @@ def test_gradient_descent_on_free_scores_finds_the_ideal_order(name):
         loss(s, y, None).backward()
         opt.step()
     assert ndcg(s.detach().numpy()[0], labels) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_loss_is_added_by_one_decorated_function():
+    """The whole addition: one function with ``@register_loss()``; get_loss, specs, argument checks,
+    did-you-mean and ``rankstack.losses.<name>`` follow from it."""
+    from rankstack import registry
+    from rankstack.losses import register_loss
+    from rankstack.losses._register import IMPLEMENTATIONS
+
+    try:
+        @register_loss()
+        def scaled_mse_for_test(scores, labels, mask=None, weights=None, scale: float = 2.0):
+            return losses.mse(scores * scale, labels, mask, weights)
+
+        assert "scaled_mse_for_test" in losses.available_losses()
+        assert losses.scaled_mse_for_test is scaled_mse_for_test
+        s, y = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0]])
+        bound = get_loss("scaled_mse_for_test", scale=1.0)
+        assert bound.spec() == {"name": "scaled_mse_for_test", "args": {"scale": 1.0}}
+        assert float(bound(s, y)) == pytest.approx(float(get_loss("mse")(s, y)))
+        assert float(get_loss("scaled_mse_for_test")(s, y)) == pytest.approx(float(losses.mse(s * 2, y)))
+        with pytest.raises(InputError, match="did you mean 'scale'"):
+            get_loss("scaled_mse_for_test", scal=1.0)
+        with pytest.raises(UnknownComponentError, match="scaled_mse_for_test"):
+            get_loss("scaled_mse_for_tst")
+    finally:
+        registry._FACTORIES["loss"].pop("scaled_mse_for_test", None)
+        IMPLEMENTATIONS.pop("scaled_mse_for_test", None)
+    assert "scaled_mse_for_test" not in losses.available_losses()

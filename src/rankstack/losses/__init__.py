@@ -6,10 +6,17 @@ bi-encoder, an MLP over LETOR features and an unbiased learner (the same loss wi
 False for padding, which never contributes. The batch loss is the sum of per-list losses divided by
 ``B``; a list on which a loss is undefined (e.g. no positive) contributes 0.
 
-Every loss is registered with kind ``"loss"``; ``get_loss(name, **params)`` returns a
-:class:`BoundLoss` with its hyper-parameters bound. This module does not import torch: the
-implementations (``pointwise``, ``pairwise``, ``listwise``, ``distill``) load when a loss is built
-or when one of their functions is accessed as ``rankstack.losses.<name>``.
+A loss is added by ONE decorated function in one of the implementation modules (``pointwise``,
+``pairwise``, ``listwise``, ``distill``, or a new module listed in ``_MODULES`` below)::
+
+    @register_loss()
+    def my_loss(scores, labels, mask=None, weights=None, temperature: float = 1.0): ...
+
+``@register_loss`` registers it with kind ``"loss"``, taking its hyper-parameters and their defaults
+from the function's own signature; ``get_loss(name, **params)`` then returns a :class:`BoundLoss`,
+and ``rankstack.losses.<name>`` is the function. Importing this package does not import torch: the
+implementation modules use a lazy ``torch`` that loads when a loss first runs. The table below is
+documentation (``available_losses()`` is the authority):
 
 ========  =====================================================  ================================
 name      what                                                   labels
@@ -35,139 +42,17 @@ listwise_kl KL(teacher softmax || student softmax)               teacher scores
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any
 
-from rankstack.registry import build, names, register
+from rankstack.losses._register import IMPLEMENTATIONS, BoundLoss, register_loss
+from rankstack.registry import build, names
 
-__all__ = ["get_loss", "available_losses", "BoundLoss", "LOSS_MODULES",
-           "bce", "mse", "ranknet", "hinge", "lambdarank", "lambdaloss", "listnet", "listmle",
-           "plistmle", "approxndcg", "neuralndcg", "auc", "infonce", "margin_mse", "listwise_kl"]
+# Implementation modules: importing them registers their losses (torch is not imported).
+_MODULES = ("pointwise", "pairwise", "listwise", "distill")
+for _module in _MODULES:
+    importlib.import_module(f"rankstack.losses.{_module}")
 
-# loss name -> implementation module (relative to rankstack.losses)
-LOSS_MODULES: dict[str, str] = {
-    "bce": "pointwise", "mse": "pointwise",
-    "ranknet": "pairwise", "hinge": "pairwise", "lambdarank": "pairwise", "lambdaloss": "pairwise",
-    "auc": "pairwise",
-    "listnet": "listwise", "listmle": "listwise", "plistmle": "listwise", "approxndcg": "listwise",
-    "neuralndcg": "listwise", "infonce": "listwise",
-    "margin_mse": "distill", "listwise_kl": "distill",
-}
-
-
-def _impl(name: str) -> Callable[..., Any]:
-    module = importlib.import_module(f"rankstack.losses.{LOSS_MODULES[name]}")
-    return getattr(module, name)
-
-
-class BoundLoss:
-    """A loss with its hyper-parameters bound: ``loss(scores, labels, mask, weights=None)``.
-
-    Keeps ``name`` and ``params`` so a trainer can record exactly which loss it optimised.
-    """
-
-    def __init__(self, name: str, **params: Any) -> None:
-        self.name = name
-        self.params = dict(params)
-        self._fn = _impl(name)
-
-    def __call__(self, scores: Any, labels: Any, mask: Any = None, weights: Any = None) -> Any:
-        return self._fn(scores, labels, mask, weights, **self.params)
-
-    def spec(self) -> dict[str, Any]:
-        """The ``{"name", "args"}`` spec that rebuilds this loss with :func:`get_loss`."""
-        return {"name": self.name, "args": dict(self.params)}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"BoundLoss({self.name}{', ' if args else ''}{args})"
-
-
-def _bound(name: str, **params: Any) -> BoundLoss:
-    loss = BoundLoss(name, **params)
-    # Validate hyper-parameters now (each implementation checks them) rather than mid-training.
-    import torch
-
-    z = torch.zeros(1, 2)
-    loss(z, z, torch.ones(1, 2, dtype=torch.bool))
-    return loss
-
-
-# Thin factories: their signatures are what ``build`` validates spec arguments against, so they
-# repeat the implementations' defaults (a unit test keeps the two in sync).
-@register("bce", kind="loss")
-def _bce() -> BoundLoss:
-    return _bound("bce")
-
-
-@register("mse", kind="loss")
-def _mse() -> BoundLoss:
-    return _bound("mse")
-
-
-@register("ranknet", kind="loss")
-def _ranknet(sigma: float = 1.0) -> BoundLoss:
-    return _bound("ranknet", sigma=sigma)
-
-
-@register("hinge", kind="loss")
-def _hinge(margin: float = 1.0) -> BoundLoss:
-    return _bound("hinge", margin=margin)
-
-
-@register("lambdarank", kind="loss")
-def _lambdarank(sigma: float = 1.0, k: int | None = None) -> BoundLoss:
-    return _bound("lambdarank", sigma=sigma, k=k)
-
-
-@register("lambdaloss", kind="loss")
-def _lambdaloss(sigma: float = 1.0, mu: float = 10.0) -> BoundLoss:
-    return _bound("lambdaloss", sigma=sigma, mu=mu)
-
-
-@register("auc", kind="loss")
-def _auc(sigma: float = 1.0, scope: str = "list") -> BoundLoss:
-    return _bound("auc", sigma=sigma, scope=scope)
-
-
-@register("listnet", kind="loss")
-def _listnet(temperature: float = 1.0, target: str = "linear") -> BoundLoss:
-    return _bound("listnet", temperature=temperature, target=target)
-
-
-@register("listmle", kind="loss")
-def _listmle() -> BoundLoss:
-    return _bound("listmle")
-
-
-@register("plistmle", kind="loss")
-def _plistmle() -> BoundLoss:
-    return _bound("plistmle")
-
-
-@register("approxndcg", kind="loss")
-def _approxndcg(temperature: float = 0.1) -> BoundLoss:
-    return _bound("approxndcg", temperature=temperature)
-
-
-@register("neuralndcg", kind="loss")
-def _neuralndcg(temperature: float = 1.0, k: int | None = None, sinkhorn_iters: int = 50) -> BoundLoss:
-    return _bound("neuralndcg", temperature=temperature, k=k, sinkhorn_iters=sinkhorn_iters)
-
-
-@register("infonce", kind="loss")
-def _infonce(temperature: float = 0.05) -> BoundLoss:
-    return _bound("infonce", temperature=temperature)
-
-
-@register("margin_mse", kind="loss")
-def _margin_mse(pairs: str = "first") -> BoundLoss:
-    return _bound("margin_mse", pairs=pairs)
-
-
-@register("listwise_kl", kind="loss")
-def _listwise_kl(temperature: float = 1.0) -> BoundLoss:
-    return _bound("listwise_kl", temperature=temperature)
+__all__ = ["get_loss", "available_losses", "BoundLoss", "register_loss", *sorted(IMPLEMENTATIONS)]
 
 
 def get_loss(spec: Any, **params: Any) -> BoundLoss:
@@ -192,6 +77,6 @@ def available_losses() -> list[str]:
 
 
 def __getattr__(name: str) -> Any:
-    if name in LOSS_MODULES:
-        return _impl(name)
+    if name in IMPLEMENTATIONS:
+        return IMPLEMENTATIONS[name]
     raise AttributeError(f"module 'rankstack.losses' has no attribute {name!r}")

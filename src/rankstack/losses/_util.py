@@ -13,11 +13,13 @@ Conventions every loss follows (see ``rankstack.losses``):
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from rankstack.errors import InputError
+from rankstack.losses._lazy import torch
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:  # annotations only: torch loads when a loss first runs
+    from torch import Tensor
 
 
 def prepare(scores: Tensor, labels: Tensor, mask: Tensor | None, weights: Tensor | None = None,
@@ -81,9 +83,9 @@ def ranks_from_scores(scores: Tensor, mask: Tensor) -> Tensor:
     return ranks
 
 
-def inverse_log_discount(ranks: Tensor, k: int | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
-    """``1 / log2(1 + rank)`` in ``dtype``, zero beyond rank ``k`` when ``k`` is given."""
-    disc = 1.0 / torch.log2(1.0 + ranks.to(dtype))
+def inverse_log_discount(ranks: Tensor, k: int | None = None, dtype: torch.dtype | None = None) -> Tensor:
+    """``1 / log2(1 + rank)`` in ``dtype`` (default float32), zero beyond rank ``k`` when ``k`` is given."""
+    disc = 1.0 / torch.log2(1.0 + ranks.to(torch.float32 if dtype is None else dtype))
     if k is not None:
         disc = torch.where(ranks <= k, disc, torch.zeros_like(disc))
     return disc

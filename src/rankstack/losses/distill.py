@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from rankstack.errors import InputError
+from rankstack.losses._lazy import torch
+from rankstack.losses._register import register_loss
 from rankstack.losses._util import check_positive, masked_log_softmax, prepare, reduce_lists
 
 __all__ = ["margin_mse", "listwise_kl"]
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:  # annotations only: torch loads when a loss first runs
+    from torch import Tensor
 
 
+@register_loss()
 def margin_mse(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
                pairs: str = "first") -> Tensor:
     """Margin-MSE: match the student's score margins to the teacher's.
@@ -46,6 +50,7 @@ def margin_mse(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weigh
     return reduce_lists(per_list)
 
 
+@register_loss()
 def listwise_kl(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
                 temperature: float = 1.0) -> Tensor:
     """Listwise distillation: ``KL(softmax(t / T) || softmax(s / T))`` over each list's real items.

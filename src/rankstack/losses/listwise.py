@@ -6,9 +6,11 @@ gain in a DCG), which is what propensity weighting and curricula need.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from rankstack.errors import InputError
+from rankstack.losses._lazy import torch
+from rankstack.losses._register import register_loss
 from rankstack.losses._util import (
     check_k,
     check_positive,
@@ -22,9 +24,11 @@ from rankstack.losses._util import (
 
 __all__ = ["listnet", "listmle", "plistmle", "approxndcg", "neuralndcg", "infonce"]
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:  # annotations only: torch loads when a loss first runs
+    from torch import Tensor
 
 
+@register_loss()
 def listnet(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
             temperature: float = 1.0, target: str = "linear") -> Tensor:
     """ListNet: cross-entropy between the label and score top-one distributions (softmax loss).
@@ -75,6 +79,7 @@ def _plackett_luce_terms(scores: Tensor, labels: Tensor, mask: Tensor) -> tuple[
     return step, m, order
 
 
+@register_loss()
 def listmle(scores: Tensor, labels: Tensor, mask: Tensor | None = None,
             weights: Tensor | None = None) -> Tensor:
     """ListMLE: negative Plackett-Luce log-likelihood of the ideal permutation.
@@ -94,6 +99,7 @@ def listmle(scores: Tensor, labels: Tensor, mask: Tensor | None = None,
     return reduce_lists(torch.where(has_pos, step.sum(-1), torch.zeros_like(step[:, 0])))
 
 
+@register_loss()
 def plistmle(scores: Tensor, labels: Tensor, mask: Tensor | None = None,
              weights: Tensor | None = None) -> Tensor:
     """Position-aware ListMLE: ListMLE whose likelihood steps are weighted by position.
@@ -116,6 +122,7 @@ def plistmle(scores: Tensor, labels: Tensor, mask: Tensor | None = None,
     return reduce_lists(torch.where(has_pos, step.sum(-1), torch.zeros_like(step[:, 0])))
 
 
+@register_loss()
 def approxndcg(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
                temperature: float = 0.1) -> Tensor:
     """ApproxNDCG: ``1 - NDCG`` with each rank replaced by a sigmoid-smoothed rank.
@@ -178,6 +185,7 @@ def neural_sort(scores: Tensor, mask: Tensor, temperature: float, sinkhorn_iters
     return torch.where(valid, p, torch.zeros_like(p))
 
 
+@register_loss()
 def neuralndcg(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
                temperature: float = 1.0, k: int | None = None, sinkhorn_iters: int = 50) -> Tensor:
     """NeuralNDCG: ``1 - NDCG@k`` computed on a NeuralSort-relaxed, Sinkhorn-scaled permutation.
@@ -211,6 +219,7 @@ def neuralndcg(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weigh
     return reduce_lists(per_list)
 
 
+@register_loss()
 def infonce(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
             temperature: float = 0.05) -> Tensor:
     """InfoNCE: each positive against all negatives of its list, softmax at a temperature.

@@ -9,11 +9,11 @@ Learning-to-Rank with Biased Feedback", 2017). Memory is ``O(B L^2)``.
 from __future__ import annotations
 
 import math
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from rankstack.errors import InputError
+from rankstack.losses._lazy import F, torch
+from rankstack.losses._register import register_loss
 from rankstack.losses._util import (
     check_k,
     check_positive,
@@ -28,7 +28,8 @@ from rankstack.losses._util import (
 
 __all__ = ["ranknet", "hinge", "lambdarank", "lambdaloss", "auc"]
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:  # annotations only: torch loads when a loss first runs
+    from torch import Tensor
 
 
 def _diffs(scores: Tensor) -> Tensor:
@@ -48,6 +49,7 @@ def _mean_over_pairs(pair_loss: Tensor, pairs: Tensor) -> Tensor:
     return reduce_lists(per_list)
 
 
+@register_loss()
 def ranknet(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
             sigma: float = 1.0) -> Tensor:
     """RankNet: logistic loss on score differences of correctly-ordered pairs.
@@ -65,6 +67,7 @@ def ranknet(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights:
     return _mean_over_pairs(loss, pairs)
 
 
+@register_loss()
 def hinge(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
           margin: float = 1.0) -> Tensor:
     """Pairwise hinge (RankSVM) loss ``max(0, margin - (s_i - s_j))`` for ``labels[i] > labels[j]``.
@@ -88,6 +91,7 @@ def _normalised_gains(labels: Tensor, mask: Tensor, k: int | None = None) -> tup
     return g / idcg.clamp(min=torch.finfo(labels.dtype).tiny)[:, None], idcg > 0
 
 
+@register_loss()
 def lambdarank(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
                sigma: float = 1.0, k: int | None = None) -> Tensor:
     """LambdaRank: RankNet pairs weighted by ``|ΔNDCG|`` of swapping the two items.
@@ -112,6 +116,7 @@ def lambdarank(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weigh
     return reduce_lists(loss.sum((-1, -2)))
 
 
+@register_loss()
 def lambdaloss(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
                sigma: float = 1.0, mu: float = 10.0) -> Tensor:
     """LambdaLoss NDCG-Loss2++: a bound on NDCG that, unlike LambdaRank, is a proper loss.
@@ -145,6 +150,7 @@ def lambdaloss(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weigh
     return reduce_lists(loss.sum((-1, -2)))
 
 
+@register_loss()
 def auc(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None,
         sigma: float = 1.0, scope: str = "list") -> Tensor:
     """Smooth 1-AUC surrogate: logistic loss over every (positive, negative) pair.

@@ -7,14 +7,16 @@ scores (BCE), and they are what a monoBERT-style cross-encoder is classically tr
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
+from rankstack.losses._lazy import F, torch
+from rankstack.losses._register import register_loss
 from rankstack.losses._util import prepare, reduce_lists
 
 __all__ = ["bce", "mse"]
 
-Tensor = torch.Tensor
+if TYPE_CHECKING:  # annotations only: torch loads when a loss first runs
+    from torch import Tensor
 
 
 def _pointwise_reduce(item_loss: Tensor, mask: Tensor, weights: Tensor | None) -> Tensor:
@@ -26,6 +28,7 @@ def _pointwise_reduce(item_loss: Tensor, mask: Tensor, weights: Tensor | None) -
     return reduce_lists(per_list)
 
 
+@register_loss()
 def bce(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None) -> Tensor:
     """Binary cross-entropy on logits (pointwise classification of relevance).
 
@@ -40,6 +43,7 @@ def bce(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Ten
     return _pointwise_reduce(item, mask, weights)
 
 
+@register_loss()
 def mse(scores: Tensor, labels: Tensor, mask: Tensor | None = None, weights: Tensor | None = None) -> Tensor:
     """Squared error between score and (graded) label: pointwise regression.
 
