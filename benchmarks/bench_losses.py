@@ -27,7 +27,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from rankstack.data.beir import Collection  # noqa: E402
 from rankstack.evaluate import compare  # noqa: E402
 from rankstack.rerank.base import combine_scores  # noqa: E402
-from rankstack.train.reranker_data import RerankerTrainConfig, train_reranker  # noqa: E402
+from rankstack.recipes import reranker  # noqa: E402
+from rankstack.recipes.reranker import RerankerTrainConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_rerank import first_stage  # noqa: E402
@@ -38,7 +39,7 @@ SETTINGS = {
     "lambdaloss": {"loss": "lambdaloss"},
     "listnet": {"loss": "listnet"},
     "approxndcg": {"loss": "approxndcg"},
-    "infonce(t=1)": {"loss": {"name": "infonce", "args": {"temperature": 1.0}}},
+    "infonce(t=1)": {"loss": "infonce(temperature=1.0)"},
     "listnet+fn-filter": {"loss": "listnet", "fn_filter": "dense", "fn_mode": "drop"},
     "listnet+curriculum": {"loss": "listnet", "curriculum": "recip", "curriculum_fraction": 0.5},
 }
@@ -75,12 +76,14 @@ def main(argv=None) -> int:
         if res_path.is_file():
             res = json.loads(res_path.read_text())
         else:
-            cfg = RerankerTrainConfig(n_negatives=args.negatives, negative_depth=30, max_queries=args.queries,
+            cfg = RerankerTrainConfig(collection="scifact", out=model_dir, overwrite=True,
+                                      cache_dir=Path(".cache/rankstack"), n_negatives=args.negatives,
+                                      negative_depth=30, max_queries=args.queries,
                                       validation=0, patience=None, epochs=1, batch_size=args.batch_size, lr=args.lr,
                                       head_lr_multiplier=10.0, max_length=args.max_length, threads=args.threads,
                                       seed=0, **SETTINGS[name])
             t = time.perf_counter()
-            report = train_reranker(coll, model_dir, cfg, cache_dir=".cache/rankstack")
+            report = reranker.run(cfg, progress=None)
             train_s = time.perf_counter() - t
             from rankstack.rerank.cross_encoder import CrossEncoderReranker
 

@@ -197,7 +197,7 @@ def cmd_validation(args) -> None:
     """Choices made without the test set: the reranker alone and interpolated over BM25's top `depth`
     for the training queries held out for validation (the same seeded slice the trainer used), at
     each inference max length in --lengths."""
-    from rankstack.train.reranker_data import split_queries
+    from rankstack.recipes.reranker_data import split_queries
 
     coll = Collection("scifact")
     queries, qrels = coll.queries("train"), coll.qrels("train")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from rankstack.errors import InputError
 from rankstack.train.curriculum import Curriculum, group_easiness, item_easiness
 from rankstack.train.negatives import FalseNegativeFilter, positives_of, sample_negatives
-from rankstack.train.reranker_data import Group, attach_easiness, build_groups, split_queries
+from rankstack.recipes.reranker_data import Group, attach_easiness, build_groups, split_queries
 from rankstack.types import Qrels, Queries, Run
 
 QUERIES = Queries(("q1", "q2"), ("cats purr", "dogs bark"))
@@ -129,3 +131,25 @@ def test_attach_easiness_uses_first_stage_ranks():
     eased = attach_easiness(groups)
     assert all(0.0 <= g.easiness <= 1.0 for g in eased)
     assert eased[0].easiness == pytest.approx(group_easiness([1, 0, 0], [1, 2, 20]))
+
+
+def test_first_stage_depth_above_1000_is_not_capped(tmp_path):
+    """Mining deeper than BM25's own default depth (1000) returns that many documents (the cut-off
+    is pushed down to the retriever), not a silent 1000."""
+    from rankstack.data.beir import Collection
+    from rankstack.train.negatives import first_stage_run
+
+    folder = tmp_path / "deep"
+    (folder / "qrels").mkdir(parents=True)
+    with open(folder / "corpus.jsonl", "w") as fh:
+        for i in range(1300):
+            fh.write(json.dumps({"_id": f"d{i}", "title": "", "text": "cat " + "word " * (i % 7) + f"w{i}"}) + "\n")
+    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "cat"}) + "\n")
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    coll = Collection(folder)
+    queries = coll.queries("train")
+    run = first_stage_run(coll, queries, "bm25", k=1200, cache_dir=None)
+    assert len(run.restrict(["q1"])) == 1200
+    negs = sample_negatives(queries, coll.qrels("train"), 5, "bm25", run=run, depth=1200, seed=0)
+    ranks = {d: r for r, d in enumerate(next(iter(run.groups()))[1].tolist())}
+    assert len(negs["q1"]) == 5 and all(d in ranks for d in negs["q1"])

@@ -61,7 +61,11 @@ def dense_available() -> bool:
 
 def first_stage_run(collection: Any, queries: Queries, method: str = "bm25", k: int = 100,
                     cache_dir: str | Path | None = None, spec: str | Mapping[str, Any] | None = None) -> Run:
-    """Run a registered first stage (``bm25``, ``dense`` or any spec) over ``queries``, top ``k``."""
+    """Run a registered first stage (``bm25``, ``dense`` or any spec) over ``queries``, top ``k``.
+
+    ``k`` is pushed down to the retriever (``stage.at_least(k)``), so mining deeper than a
+    retriever's own default depth (BM25: 1000) returns ``k`` documents, not a silent 1000.
+    """
     from rankstack.registry import Context, build
 
     if method == "dense" and spec is None and not dense_available():
@@ -76,7 +80,7 @@ def first_stage_run(collection: Any, queries: Queries, method: str = "bm25", k: 
         stage = parse_pipeline(spec, context)
     else:
         stage = build(spec, ("retriever", "stage"), context=context)
-    return (stage % k)(queries)
+    return (stage.at_least(k) % k)(queries)
 
 
 def sample_negatives(queries: Queries, qrels: Qrels, n: int, method: str = "bm25", *, run: Run | None = None,

@@ -1,4 +1,5 @@
-"""Training data for pair rerankers: query groups, a collate function and a [B, L] scoring module.
+"""Cross-encoder training data (a helper of :mod:`rankstack.recipes.reranker`): query groups, a
+collate function, a [B, L] scoring module, validation and the distillation mix.
 
 A *group* is one query with its candidates: a positive and ``n`` mined negatives (the listwise
 "localised contrastive estimation" set-up of "Rethink Training of BERT Rerankers in Multi-Stage
@@ -7,7 +8,9 @@ negatives (graded lists). Any loss of :mod:`rankstack.losses` consumes the group
 returns ``(inputs, labels[B, L], mask[B, L], weights[B, L])`` for the shared Trainer.
 
 Only real pairs are tokenised (padding slots of short groups cost nothing), and the scoring module
-scatters the pair logits back into ``[B, L]``.
+scatters the pair logits back into ``[B, L]``. Lives in ``recipes`` because it is specific to pair
+rerankers (validation builds a :class:`~rankstack.rerank.cross_encoder.CrossEncoderReranker`); the
+generic ``train`` package below it imports nothing from ``rerank``.
 """
 
 from __future__ import annotations
@@ -20,14 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from rankstack import normalize
 from rankstack.errors import InputError
-from rankstack.rerank.base import normalise
 from rankstack.train.curriculum import Curriculum, group_easiness
 from rankstack.types import Qrels, Queries, Run
 
 __all__ = ["Group", "build_groups", "split_queries", "PairCollator", "PairListModel", "attach_easiness",
-           "RerankValidator", "RerankerTrainConfig", "TrainReport", "train_reranker", "export_checkpoint",
-           "attach_teacher_scores", "DistillationMix"]
+           "RerankValidator", "attach_teacher_scores", "DistillationMix", "head_prefixes"]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def build_groups(queries: Queries, qrels: Qrels, negatives: dict[str, list[str]]
     fs: dict[str, dict[str, tuple[int, float]]] = {}
     if first_stage is not None:
         for q, d, s in first_stage.groups():
-            ns = normalise(s, "minmax")
+            ns = normalize.minmax(s)
             fs[q] = {str(x): (i + 1, float(v)) for i, (x, v) in enumerate(zip(d, ns))}
     groups: list[Group] = []
     for qid, text in queries:
@@ -230,84 +232,8 @@ class RerankValidator:
         return value
 
 
-# ---------------------------------------------------------------------------------------------
-# the whole recipe: data -> Trainer -> a saved cross-encoder
-@dataclass
-class RerankerTrainConfig:
-    """Everything that defines a reranker training run (stored in the model's manifest).
-
-    Defaults follow the first scifact probe in NOTES.md: listwise softmax (ListNet with one positive
-    = localised contrastive estimation) over 1 positive + 7 BM25 negatives from the top 30, AdamW at
-    5e-5 with a 10x learning rate for the fresh head (pooler + classifier), 10% warm-up, bf16
-    autocast, max length 192.
-    """
-
-    base_model: str = "minilm"
-    loss: Any = "listnet"
-    first_stage: str = "bm25"
-    negatives: str = "bm25"
-    n_negatives: int = 7
-    negative_depth: int = 30
-    graded: bool = False
-    max_queries: int | None = None
-    validation: int | float = 60
-    validation_depth: int = 30
-    validate_every: int | None = None
-    patience: int | None = 2
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float = 5e-5
-    head_lr_multiplier: float = 10.0
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    grad_clip: float | None = 1.0
-    max_length: int = 192
-    precision: str = "auto"
-    threads: int | None = None
-    seed: int = 0
-    curriculum: str | None = None
-    curriculum_fraction: float = 0.5
-    fn_filter: str | None = None
-    fn_mode: str = "drop"
-    fn_margin: float = 0.0
-    resample_negatives: bool = False
-    distill: str | None = None
-    distill_weight: float = 0.5
-    distill_temperature: float = 1.0
-    distill_depth: int = 1000
-    time_budget_minutes: float | None = None
-    progress: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (v if isinstance(v, (int, float, str, bool, type(None), dict, list)) else repr(v))
-                for k, v in dataclasses.asdict(self).items()}
-
-
-@dataclass
-class TrainReport:
-    """What :func:`train_reranker` did."""
-
-    model_dir: str
-    train_queries: int
-    validation_queries: int
-    groups: int
-    pairs_per_epoch: int
-    steps: int
-    seconds: float
-    precision: str
-    best_validation: float | None
-    validation_history: list[float]
-    filter_report: dict[str, Any] | None
-    stopped_early: bool
-    stopped_by_budget: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _head_prefixes(module: Any) -> list[str]:
+def head_prefixes(module: Any) -> list[str]:
+    """Parameter-name prefixes of a fresh classification head (pooler, classifier, score)."""
     names = [n for n, _ in module.named_parameters()]
     prefixes = set()
     for n in names:
@@ -363,151 +289,3 @@ class DistillationMix:
         rel, teach = labels[..., 0], labels[..., 1]
         return (1.0 - self.weight) * self.base(scores, rel, mask, weights) + self.weight * self.kd(
             scores, teach, mask, weights)
-
-
-def train_reranker(collection: Any, out: str | Any, config: RerankerTrainConfig | None = None,
-                   split: str = "train", cache_dir: str | Any = None,
-                   checkpoint_dir: str | Any = None) -> TrainReport:
-    """Train a cross-encoder on ``collection``'s ``split`` and save it to ``out``.
-
-    Validation reranks the first stage's top ``validation_depth`` for a held-out slice of the
-    training queries and measures nDCG@10 with :func:`rankstack.evaluate.evaluate`; early stopping
-    and "restore best" use it. Deterministic for a given ``seed`` (data order, negatives, dropout).
-    """
-    import time
-
-    from rankstack.rerank.cross_encoder import CrossEncoderReranker, save_cross_encoder
-    from rankstack.train.curriculum import Curriculum
-    from rankstack.train.negatives import (DenseTeacher, FalseNegativeFilter, first_stage_run,
-                                           sample_negatives)
-    from rankstack.train.trainer import Trainer
-
-    cfg = config or RerankerTrainConfig()
-    if cfg.distill and not 0.0 <= cfg.distill_weight <= 1.0:
-        raise InputError(f"distillation weight must be in [0, 1], got {cfg.distill_weight!r}",
-                         fix="pass --distill-weight between 0 and 1")
-    t0 = time.perf_counter()
-    queries = collection.queries(split)
-    qrels = collection.qrels(split)
-    train_q, val_q = split_queries(list(queries.qids), cfg.validation, seed=cfg.seed)
-    if cfg.max_queries is not None and cfg.max_queries < len(train_q):
-        rng = np.random.default_rng(cfg.seed + 1)
-        train_q = sorted(train_q[i] for i in rng.choice(len(train_q), cfg.max_queries, replace=False))
-    depth = max(cfg.negative_depth, cfg.validation_depth)
-    log.info("first stage %s over %d %s queries (top %d)", cfg.first_stage, len(queries), split, depth)
-    fs_run = first_stage_run(collection, queries, cfg.first_stage, k=depth, cache_dir=cache_dir)
-    if cfg.negatives == "random":
-        neg_run = None
-    elif cfg.negatives == cfg.first_stage:
-        neg_run = fs_run
-    else:
-        neg_run = first_stage_run(collection, queries, cfg.negatives, k=cfg.negative_depth, cache_dir=cache_dir)
-    all_docids = list(collection.documents())
-    train_queries = queries.subset(train_q)
-    # With resample_negatives every epoch gets its own negatives (seed + epoch): more distinct hard
-    # negatives for the same compute, which matters when judged queries are few (scifact: ~800).
-    rounds = cfg.epochs if cfg.resample_negatives else 1
-    groups = []
-    for r in range(rounds):
-        negs = sample_negatives(train_queries, qrels, cfg.n_negatives, cfg.negatives, run=neg_run,
-                                all_docids=all_docids, depth=cfg.negative_depth, seed=cfg.seed + r)
-        groups.extend(build_groups(train_queries, qrels, negs, first_stage=fs_run, graded=cfg.graded))
-    # The Trainer then makes one pass over all rounds; validate once per original epoch by default.
-    trainer_epochs = 1 if cfg.resample_negatives else cfg.epochs
-    if not groups:
-        raise InputError(f"no training group: none of the {len(train_q)} {split} queries has a judged positive",
-                         fix="check the split's qrels")
-    if cfg.curriculum:
-        groups = attach_easiness(groups, cfg.curriculum)
-
-    reranker = CrossEncoderReranker(cfg.base_model, documents=collection, max_length=cfg.max_length,
-                                    precision=cfg.precision, threads=cfg.threads)
-    hf_model, tokenizer = reranker.model, reranker.tokenizer
-
-    report = None
-    if cfg.fn_filter:
-        if cfg.fn_filter == "dense":
-            teacher: Any = DenseTeacher("minilm", collection=collection, cache_dir=cache_dir)
-        else:
-            teacher = CrossEncoderReranker(cfg.fn_filter, documents=collection, precision=cfg.precision)
-        groups, fr = FalseNegativeFilter(teacher, mode=cfg.fn_mode, margin=cfg.fn_margin).apply(
-            groups, collection.doc_texts)
-        report = fr.to_dict()
-        log.info("%s", fr)
-
-    loss: Any = cfg.loss
-    if cfg.distill:
-        log.info("distillation teacher: %s (top %d), weight %.2f", cfg.distill, cfg.distill_depth, cfg.distill_weight)
-        teacher_run = first_stage_run(collection, train_queries, spec=cfg.distill, k=cfg.distill_depth,
-                                      cache_dir=cache_dir)
-        groups = attach_teacher_scores(groups, teacher_run)
-        loss = DistillationMix(cfg.loss, cfg.distill_weight, cfg.distill_temperature)
-
-    model = PairListModel(hf_model)
-    total_steps = int(np.ceil(np.ceil(len(groups) / cfg.batch_size) / cfg.grad_accum)) * trainer_epochs
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
-    validate_every = cfg.validate_every
-    if validate_every is None and cfg.resample_negatives and cfg.epochs > 1:
-        validate_every = max(1, total_steps // cfg.epochs)
-    trainer_ref: dict[str, Any] = {}
-    collator = PairCollator(tokenizer, collection.doc_texts, cfg.max_length,
-                            curriculum=Curriculum(cfg.curriculum_fraction) if cfg.curriculum else None,
-                            total_steps=total_steps, step_fn=lambda: trainer_ref["t"].step)
-    validator = None
-    if val_q:
-        validator = RerankValidator(hf_model, tokenizer, fs_run.restrict(val_q).with_queries(queries),
-                                    qrels.restrict(val_q), collection, max_length=cfg.max_length,
-                                    depth=cfg.validation_depth, precision=cfg.precision)
-    head = {p: cfg.head_lr_multiplier for p in _head_prefixes(model)} if cfg.head_lr_multiplier != 1 else None
-    trainer = Trainer(model, loss, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
-                      epochs=trainer_epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size,
-                      grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip, precision=cfg.precision, seed=cfg.seed,
-                      validate_every=validate_every, validate_fn=validator,
-                      patience=cfg.patience if validator else None, checkpoint_dir=checkpoint_dir,
-                      param_groups=head, num_threads=cfg.threads, progress=cfg.progress,
-                      time_budget=None if cfg.time_budget_minutes is None else 60.0 * cfg.time_budget_minutes)
-    trainer_ref["t"] = trainer
-    pairs = sum(len(g) for g in groups)
-    pairs_per_epoch = int(round(pairs * trainer_epochs / cfg.epochs))  # resampled rounds are the epochs
-    log.info("training on %d groups (%d pairs, ~%d per epoch) of %d queries; validating on %d queries",
-             len(groups), pairs, pairs_per_epoch, len(train_q), len(val_q))
-    fit = trainer.fit(groups, collator)
-    hf_model.eval()
-    seconds = time.perf_counter() - t0
-    result = TrainReport(model_dir=str(out), train_queries=len(train_q), validation_queries=len(val_q),
-                         groups=len(groups), pairs_per_epoch=pairs_per_epoch, steps=fit.steps, seconds=seconds,
-                         precision=fit.precision, best_validation=fit.best_value,
-                         validation_history=list(validator.history) if validator else [],
-                         filter_report=report, stopped_early=fit.stopped_early,
-                         stopped_by_budget=fit.stopped_by_budget)
-    training = {"config": cfg.to_dict(), "trainer": trainer.config(), "collection": str(collection.path),
-                "split": split, "report": result.to_dict(), "history": fit.history}
-    save_cross_encoder(hf_model, tokenizer, out, max_length=cfg.max_length, base_model=reranker.base_model,
-                       training=training)
-    return result
-
-
-def export_checkpoint(checkpoint_dir: str | Any, out: str | Any, base_model: str = "minilm",
-                      max_length: int = 192, training: dict[str, Any] | None = None) -> dict:
-    """Turn a Trainer checkpoint of a reranker (e.g. from an interrupted run) into a model folder.
-
-    The checkpoint's weights are verified (manifest checksums), loaded into ``base_model``'s
-    architecture and saved like :func:`train_reranker` saves, so ``rankstack rerank`` and
-    ``sentence_transformers.CrossEncoder`` load it.
-    """
-    import json
-    from pathlib import Path
-
-    from rankstack.rerank.cross_encoder import CrossEncoderReranker, save_cross_encoder
-    from rankstack.train.checkpoint import load_checkpoint
-
-    base = CrossEncoderReranker(base_model, max_length=max_length, precision="fp32")
-    manifest = load_checkpoint(PairListModel(base.model), checkpoint_dir)
-    history_path = Path(checkpoint_dir) / "history.json"
-    info = {"exported_from_checkpoint": str(checkpoint_dir), "trainer": manifest.get("params"),
-            "checkpoint": {k: manifest.get(k) for k in ("step", "epoch", "validation")},
-            "history": json.loads(history_path.read_text()) if history_path.is_file() else [],
-            **(training or {})}
-    return save_cross_encoder(base.model, base.tokenizer, out, max_length=max_length,
-                              base_model=base.base_model, training=info)
