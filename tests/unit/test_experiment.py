@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rankstack.errors import InputError
-from rankstack.experiment.runner import load_experiment, run_experiment
+from rankstack.recipes.experiment import load_experiment, run_experiment
 
 TOPICS = ["brain", "cancer", "virus", "heart", "gene", "protein", "blood", "drug", "mouse", "trial"]
 
@@ -113,8 +113,11 @@ def test_single_pipeline_and_unknown_component(collection, tmp_path):
     result = run_experiment(toml, out_dir=tmp_path / "o", cache_dir=None)
     assert result.comparison is None and (tmp_path / "o" / "report.html").is_file()
     toml = write_toml(tmp_path / "two.toml", collection, pipelines='bm25 = "bm25"\nx = "bm26"\n')
-    with pytest.raises(Exception, match="did you mean 'bm25'"):
+    with pytest.raises(InputError, match="did you mean 'bm25'") as info:
         run_experiment(toml, out_dir=None, cache_dir=None)
+    # the error names the file, the pipeline's line, its name and its expression
+    assert info.value.path == str(toml) and info.value.line == toml.read_text().splitlines().index('x = "bm26"') + 1
+    assert "pipeline x = 'bm26'" in info.value.problem
 
 
 def test_cli_verb(collection, tmp_path):

@@ -1,5 +1,8 @@
-"""Experiments: TOML files naming pipelines over a collection, run (with cached runs), compared, reported."""
+"""The experiment engine: named pipelines run with content-keyed cached runs, compared, reported.
 
-from rankstack.experiment.runner import ExperimentResult, ExperimentSpec, load_experiment, run_experiment
+The TOML file format and the workflow are :mod:`rankstack.recipes.experiment`.
+"""
 
-__all__ = ["ExperimentSpec", "ExperimentResult", "load_experiment", "run_experiment"]
+from rankstack.experiment.runner import ExperimentResult, run_cache_key, run_pipelines, save_outputs
+
+__all__ = ["ExperimentResult", "run_pipelines", "save_outputs", "run_cache_key"]

@@ -1,85 +1,47 @@
-"""Experiments from a TOML file: named pipelines over one collection, compared with a baseline.
+"""The experiment engine: run named pipelines (with content-keyed cached runs), evaluate, compare, write.
 
-Why a file: an experiment is a claim ("the hybrid beats BM25 on scifact") and the file is its
-reproducible recipe: collection, split, pipelines as expressions, measures, baseline. Each pipeline's
-run is cached on disk, keyed by its expression (and those of the pipelines it names), the collection
-and the split, so re-running after adding one pipeline recomputes only that one.
+Why cached runs: an experiment is re-run after adding one pipeline; each pipeline's run is cached on
+disk, keyed by its expression (and the keys of the pipelines it names), the *content* of the corpus,
+queries and qrels (:func:`rankstack.storage.fingerprint`, never mtimes: an edited corpus is never
+served a stale run), the split, the depth and the seed.
 
-File format::
-
-    title = "BM25 vs dense vs hybrid"          # optional
-    collection = "scifact"                      # a BEIR folder, or a name under the data root
-    split = "test"
-    measures = ["nDCG@10", "AP", "R@100"]
-    baseline = "bm25"                           # default: the first pipeline
-    depth = 1000                                # documents kept per query (default 1000)
-    seed = 0                                    # for components and the randomization test
-    recall_depths = [10, 20, 50, 100, 1000]     # x axis of the recall plot (optional)
-
-    [pipelines]                                 # in order; later ones may name earlier ones
-    bm25 = "bm25"
-    dense = "dense(encoder='minilm')"
-    hybrid = "fuse(bm25, dense, method=rrf)"
+The experiment file (TOML), its typed keys and the workflow around this engine live in
+:mod:`rankstack.recipes.experiment`; ``spec`` here is that recipe's ``ExperimentSpec`` (any object
+with the same attributes).
 """
 
 from __future__ import annotations
 
 import ast
-import difflib
 import hashlib
 import json
 import logging
-import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rankstack.errors import InputError
+from rankstack.errors import InputError, UnknownComponentError
 from rankstack.pipeline.stage import Stage, StageInput
 from rankstack.registry import Context
 from rankstack.types import Queries, Run
 
-__all__ = ["ExperimentSpec", "ExperimentResult", "load_experiment", "run_experiment", "run_cache_key"]
+__all__ = ["ExperimentResult", "run_pipelines", "save_outputs", "write_outputs", "run_cache_key", "OUT_KIND"]
 
 log = logging.getLogger(__name__)
 
-KEYS = {"title", "collection", "split", "measures", "baseline", "depth", "seed", "recall_depths",
-        "pipelines", "data_root", "permutations", "alpha"}
 RUN_KIND = "experiment-run"
 RUN_FORMAT = 1
-
-
-@dataclass
-class ExperimentSpec:
-    """A parsed, validated experiment file."""
-
-    collection: str
-    pipelines: dict[str, str]
-    measures: list[str]
-    split: str = "test"
-    baseline: str = ""
-    depth: int = 1000
-    seed: int = 0
-    recall_depths: list[int] = field(default_factory=lambda: [10, 20, 50, 100, 200, 500, 1000])
-    title: str = ""
-    data_root: str | None = None
-    permutations: int = 10000
-    alpha: float = 0.05
-    path: Path | None = None
-
-    def __post_init__(self) -> None:
-        if not self.baseline:
-            self.baseline = next(iter(self.pipelines), "")
-        if not self.title:
-            self.title = self.path.stem if self.path else "experiment"
+OUT_KIND = "experiment"
+OUT_FORMAT = 1
 
 
 @dataclass
 class ExperimentResult:
     """Runs, evaluations and the comparison an experiment produced, plus how each run was obtained."""
 
-    spec: ExperimentSpec
+    spec: Any
     collection: Any
     queries: Queries
     qrels: Any
@@ -89,99 +51,6 @@ class ExperimentResult:
     seconds: dict[str, float]
     cached: dict[str, bool]
     out_dir: Path | None = None
-
-
-def _load_toml(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        return tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise InputError("experiment file does not exist", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"experiment file is not UTF-8 ({exc})", path=path) from None
-    except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        raise InputError(f"invalid TOML: {exc}", path=path, line=line) from None
-
-
-def _line_of(path: Path, key: str) -> int | None:
-    """Best-effort line number of ``key =`` in the file, so errors point at it."""
-    try:
-        for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-            if line.strip().startswith((f"{key} ", f"{key}=", f'"{key}"')):
-                return number
-    except OSError:
-        pass
-    return None
-
-
-def load_experiment(path: str | Path) -> ExperimentSpec:
-    """Parse and check an experiment TOML file; every error names the file (and line when it can)."""
-    path = Path(path)
-    raw = _load_toml(path)
-
-    def bad(problem: str, key: str | None = None, fix: str | None = None) -> InputError:
-        return InputError(problem, path=path, line=_line_of(path, key) if key else None, fix=fix)
-
-    unknown = sorted(set(raw) - KEYS)
-    if unknown:
-        hints = [difflib.get_close_matches(u, sorted(KEYS), n=1) for u in unknown]
-        hint = "; ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in zip(unknown, hints))
-        raise bad(f"unknown key {hint}", unknown[0], fix=f"keys are {', '.join(sorted(KEYS))}")
-    if "collection" not in raw or not isinstance(raw["collection"], str):
-        raise bad("'collection' (a BEIR folder or collection name) is required", fix='collection = "scifact"')
-    pipelines = raw.get("pipelines")
-    if not isinstance(pipelines, dict) or not pipelines:
-        raise bad("a [pipelines] table with at least one 'name = \"expression\"' is required",
-                  fix='[pipelines]\nbm25 = "bm25"')
-    for name, expr in pipelines.items():
-        if not name.isidentifier():
-            raise bad(f"pipeline name {name!r} is not an identifier (later pipelines could not name it)",
-                      name, fix="use letters, digits and underscores")
-        if not isinstance(expr, str) or not expr.strip():
-            raise bad(f"pipeline {name!r} must be an expression string", name, fix=f'{name} = "bm25 % 100"')
-    measures = raw.get("measures", ["nDCG@10", "AP", "R@100"])
-    if isinstance(measures, str):
-        measures = [measures]
-    if not isinstance(measures, list) or not measures or not all(isinstance(m, str) for m in measures):
-        raise bad("'measures' must be a list of measure names", "measures", fix='measures = ["nDCG@10", "AP"]')
-    from rankstack.evaluate.measures import parse_measure
-
-    for m in measures:
-        try:
-            parse_measure(m)
-        except InputError as exc:
-            raise bad(f"measure {m!r}: {exc.problem}", "measures", fix=exc.fix) from None
-    baseline = raw.get("baseline", next(iter(pipelines)))
-    if baseline not in pipelines:
-        raise bad(f"baseline {baseline!r} is not a pipeline", "baseline", fix=f"choose one of {list(pipelines)}")
-    depth = raw.get("depth", 1000)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise bad(f"depth must be a positive integer, got {depth!r}", "depth")
-    seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise bad(f"seed must be an integer, got {seed!r}", "seed")
-    recall = raw.get("recall_depths", [k for k in (10, 20, 50, 100, 200, 500, 1000) if k <= depth])
-    if not isinstance(recall, list) or not recall or not all(isinstance(k, int) and not isinstance(k, bool)
-                                                             and k >= 1 for k in recall):
-        raise bad("recall_depths must be a list of positive integers", "recall_depths")
-    permutations = raw.get("permutations", 10000)
-    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
-        raise bad("permutations must be a positive integer", "permutations")
-    alpha = raw.get("alpha", 0.05)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        raise bad("alpha must be in (0, 1)", "alpha")
-    split = raw.get("split", "test")
-    if not isinstance(split, str):
-        raise bad("split must be a string", "split")
-    return ExperimentSpec(collection=raw["collection"], pipelines=dict(pipelines), measures=list(measures),
-                          split=split, baseline=baseline, depth=depth, seed=seed,
-                          recall_depths=sorted(set(recall)), title=str(raw.get("title", "")),
-                          data_root=raw.get("data_root"), permutations=permutations, alpha=float(alpha),
-                          path=path)
 
 
 def _referenced(expr: str, known: set[str]) -> list[str]:
@@ -195,18 +64,18 @@ def _referenced(expr: str, known: set[str]) -> list[str]:
 
 def run_cache_key(expr: str, collection: Any, split: str, depth: int, seed: int,
                   references: dict[str, str] | None = None) -> str:
-    """Cache key of one pipeline's run: expression (+ keys of named pipelines), corpus, queries, split."""
+    """Cache key of one pipeline's run: expression (+ keys of named pipelines), content of corpus,
+    queries and the split's qrels, split, depth, seed and the rankstack version."""
     import rankstack
+    from rankstack.storage import fingerprint
 
     files = {}
     for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
         p = Path(collection.path) / name
         if p.is_file():
-            st = p.stat()
-            files[name] = [st.st_size, st.st_mtime_ns]
-    raw = json.dumps({"expr": expr.strip(), "refs": references or {}, "collection": str(Path(collection.path).resolve()),
-                      "files": files, "split": split, "depth": depth, "seed": seed,
-                      "version": rankstack.__version__}, sort_keys=True)
+            files[name] = fingerprint(p)
+    raw = json.dumps({"expr": expr.strip(), "refs": references or {}, "files": files, "split": split,
+                      "depth": depth, "seed": seed, "version": rankstack.__version__}, sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
@@ -214,8 +83,8 @@ class _NamedPipeline(Stage):
     """A named pipeline as later expressions see it: its cached run for the experiment's queries,
     or (for other inputs, e.g. used as a reranker) the real stage, built only when needed."""
 
-    def __init__(self, name: str, expr: str, context: Context, definitions: dict[str, Stage]) -> None:
-        self.name, self.expr, self.context = name, expr, context
+    def __init__(self, name: str, expr: str, context: Context, definitions: dict[str, Stage], depth: int) -> None:
+        self.name, self.expr, self.context, self.depth = name, expr, context, depth
         self.definitions = dict(definitions)
         self.run: Run | None = None
         self._stage: Stage | None = None
@@ -231,6 +100,10 @@ class _NamedPipeline(Stage):
         if self.run is not None and isinstance(inp, Queries) and set(inp.qids) <= set(self.run.query_ids):
             return self.run.restrict(inp.qids).with_queries(inp)
         return self.stage()(inp)
+
+    def at_least(self, k: int) -> Stage:
+        """Deeper than the cached run (``name % 5000`` with depth 1000): the real stage, pushed down."""
+        return self if k <= self.depth else self.stage().at_least(k)
 
     def __repr__(self) -> str:
         return self.name
@@ -250,33 +123,26 @@ def _load_cached_run(folder: Path, name: str) -> Run | None:
         return None
 
 
-def _save_cached_run(folder: Path, run: Run, params: dict[str, Any]) -> None:
+def _save_cached_run(folder: Path, run: Run, params: dict[str, Any], inputs: Iterable[Path]) -> None:
+    """A cache entry rewrites itself (``overwrite=True``) but never lands in or over an input."""
     from rankstack.data.trec import write_run
     from rankstack.storage import atomic_directory, write_manifest
 
-    with atomic_directory(folder) as tmp:
+    with atomic_directory(folder, overwrite=True, inputs=inputs) as tmp:
         write_run(run, tmp / "run.trec", tag=params.get("name"))
         write_manifest(tmp, RUN_KIND, RUN_FORMAT, params, extra={"rows": len(run)})
 
 
-def run_experiment(spec: ExperimentSpec | str | Path, out_dir: str | Path | None = None,
-                   cache_dir: str | Path | None = Path(".cache/rankstack"), data_root: str | Path | None = None,
-                   use_cache: bool = True, report: bool = True) -> ExperimentResult:
-    """Run every pipeline (or load its cached run), compare with the baseline, write the outputs.
+def run_pipelines(spec: Any, collection: Any, cache_dir: str | Path | None = None, use_cache: bool = True,
+                  inputs: Iterable[Path] = ()) -> ExperimentResult:
+    """Run every pipeline of ``spec`` over ``collection`` (or load its cached run); evaluate; compare.
 
-    Writes to ``out_dir`` (when given): ``runs/<name>.trec``, ``measures.txt`` (significance-marked
-    table), ``results.json``, ``per_query.csv`` and ``report.html`` (self-contained, plots inline).
+    Each run keeps ``spec.depth`` documents per query; ``% depth`` pushes the depth down to the
+    retrievers (a depth above a retriever's default 1000 is honoured, not capped).
     """
-    from rankstack.data.beir import Collection
     from rankstack.evaluate import compare, evaluate
-    from rankstack.pipeline.expression import parse_pipeline  # noqa: F401  (fail early if missing)
 
-    if not isinstance(spec, ExperimentSpec):
-        spec = load_experiment(spec)
-    root = data_root or spec.data_root
-    if root is not None and spec.path is not None and not Path(root).is_absolute():
-        root = spec.path.parent / root
-    collection = Collection(spec.collection, data_root=root)
+    inputs = tuple(inputs)
     queries = collection.queries(spec.split)
     qrels = collection.qrels(spec.split)
     cache = Path(cache_dir) if cache_dir is not None else None
@@ -291,17 +157,21 @@ def run_experiment(spec: ExperimentSpec | str | Path, out_dir: str | Path | None
         refs = _referenced(expr, set(definitions))
         key = run_cache_key(expr, collection, spec.split, spec.depth, spec.seed, {r: keys[r] for r in refs})
         keys[name] = key
-        named = _NamedPipeline(name, expr, context, definitions)
+        named = _NamedPipeline(name, expr, context, definitions, spec.depth)
         folder = cache / "runs" / f"{name}-{key}" if cache is not None else None
         start = time.perf_counter()
         run = _load_cached_run(folder, name) if (folder is not None and use_cache) else None
         cached[name] = run is not None
         if run is None:
             log.info("running pipeline %s = %s", name, expr)
-            run = (named.stage() % spec.depth)(queries)
+            try:
+                stage = named.stage() % spec.depth
+            except (InputError, UnknownComponentError) as exc:
+                raise _pipeline_error(spec, name, expr, exc) from None
+            run = stage(queries)
             if folder is not None:
                 _save_cached_run(folder, run, {"name": name, "expression": expr, "collection": collection.name,
-                                               "split": spec.split, "depth": spec.depth, "key": key})
+                                               "split": spec.split, "depth": spec.depth, "key": key}, inputs)
         else:
             log.info("pipeline %s: cached run %s", name, folder)
         seconds[name] = time.perf_counter() - start
@@ -311,16 +181,40 @@ def run_experiment(spec: ExperimentSpec | str | Path, out_dir: str | Path | None
         definitions[name] = named
 
     evaluations = {n: evaluate(r, qrels, spec.measures) for n, r in runs.items()}
+    comparison = None
     if len(runs) >= 2:
         comparison = compare(runs, qrels, spec.measures, baseline=spec.baseline, seed=spec.seed,
                              permutations=spec.permutations, alpha=spec.alpha)
-    else:
-        comparison = None
-    result = ExperimentResult(spec=spec, collection=collection, queries=queries, qrels=qrels, runs=runs,
-                              comparison=comparison, evaluations=evaluations, seconds=seconds, cached=cached)
-    if out_dir is not None:
-        write_outputs(result, Path(out_dir), report=report)
-    return result
+    return ExperimentResult(spec=spec, collection=collection, queries=queries, qrels=qrels, runs=runs,
+                            comparison=comparison, evaluations=evaluations, seconds=seconds, cached=cached)
+
+
+def _pipeline_error(spec: Any, name: str, expr: str, exc: Exception) -> InputError:
+    """The error of one pipeline, naming the experiment file, the pipeline and its expression."""
+    problem = exc.problem if isinstance(exc, InputError) else str(exc)
+    path = getattr(spec, "path", None)
+    line = getattr(spec, "line_of", lambda key: None)(name)
+    return InputError(f"pipeline {name} = {expr!r}: {problem}", path=path, line=line,
+                      fix=getattr(exc, "fix", None))
+
+
+def save_outputs(result: ExperimentResult, out_dir: str | Path, report: bool = True,
+                 inputs: Iterable[Path] = ()) -> Path:
+    """Write the outputs as one crash-safe ``experiment`` folder (with a manifest).
+
+    An earlier experiment folder at ``out_dir`` is replaced; anything else there (a non-empty folder
+    that is not an experiment, an input or a folder inside one) is refused.
+    """
+    from rankstack.storage import atomic_directory, write_manifest
+
+    out_dir = Path(out_dir)
+    with atomic_directory(out_dir, overwrite=True, inputs=inputs) as tmp:
+        write_outputs(result, tmp, report=report)
+        spec = result.spec
+        write_manifest(tmp, OUT_KIND, OUT_FORMAT, {"title": spec.title, "collection": result.collection.name,
+                                                    "split": spec.split, "pipelines": dict(spec.pipelines)})
+    result.out_dir = out_dir
+    return out_dir
 
 
 def write_outputs(result: ExperimentResult, out_dir: Path, report: bool = True) -> None:
