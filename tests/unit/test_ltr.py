@@ -72,6 +72,34 @@ def test_folds_from_file_list_and_bad_input(letor_dir: Path) -> None:
         letor_folds(letor_dir)
 
 
+def test_folds_refuse_different_feature_counts(letor_dir: Path, tmp_path: Path) -> None:
+    """46 vs 48 vs 0 features: an error naming every file and count, never silent zero padding."""
+    files = [letor_dir / f"S{k}.txt" for k in range(1, 6)]
+    narrow = tmp_path / "S3.txt"
+    write_letor(synthetic(12, seed=3, prefix="s3q", n_features=3, name="S3"), narrow)
+    mixed = [files[0], files[1], narrow, files[3], files[4]]
+    with pytest.raises(InputError, match=r"different feature counts \(.*S1.txt: 5, .*S3.txt: 3, .*S5.txt: 5\)") as err:
+        letor_folds(mixed)
+    assert "n_features=5" in str(err.value) and "\n" not in str(err.value)
+    empty = tmp_path / "S4.txt"
+    empty.write_text("".join(f"0 qid:e{i} #docid = x{i}\n" for i in range(3)))
+    with pytest.raises(InputError, match="S4.txt: 0"):
+        letor_folds([files[0], files[1], files[2], empty, files[4]])
+    parts = [read_letor(f) for f in mixed]
+    with pytest.raises(InputError, match="different feature counts"):
+        make_folds(parts)
+    # declaring the width accepts a narrower part whose trailing features are omitted zeros ...
+    folds = letor_folds(mixed, n_features=5)
+    assert all(f.train.n_features == f.test.n_features == 5 for f in folds)
+    assert np.all(folds[2].test.features[:, 3:] == 0)  # S3 is fold 3's test part
+    np.testing.assert_array_equal(folds[2].test.features[:, :3], read_letor(narrow).features)
+    # ... but never a part using more features than declared
+    with pytest.raises(InputError, match="feature id 5 exceeds the expected 4"):
+        letor_folds(mixed, n_features=4)
+    with pytest.raises(InputError, match="more than the declared 4 features"):
+        make_folds(parts, n_features=4)
+
+
 def test_folds_refuse_shared_queries() -> None:
     a = synthetic(3, seed=1, name="A")
     with pytest.raises(InputError, match="appears in partitions"):
@@ -299,4 +327,18 @@ def test_cli_ltr_train_then_rerank(tiny_collection: Path, tmp_path: Path, capsys
     run = tmp_path / "ltr.run"
     assert main(["retrieve", "--collection", str(tiny_collection), "--retriever",
                  f"bm25 % 5 >> ltr(model='{out}')", "--out", str(run), "--cache-dir", "none"]) == 0
-    assert run.read_text().count("\n") > 0
+    # the CLI's run is exactly the saved LTR model applied to BM25's top 5 of every query
+    from rankstack.data.beir import Collection
+    from rankstack.data.trec import read_run
+    from rankstack.ltr.features import LTRReranker
+    from rankstack.retrieve.bm25 import BM25Retriever
+
+    coll = Collection(tiny_collection)
+    first = (BM25Retriever.from_collection(coll) % 5)(coll.queries("test"))
+    expected = LTRReranker.load(out, coll)(first)
+    got = read_run(run)
+    assert got.query_ids == first.query_ids
+    assert all(len(d) == min(5, len(first.for_query(q)[0])) for q, d, _ in got.groups())
+    assert set(zip(got.qids, got.docids)) == set(zip(first.qids, first.docids))
+    want = {(q, d): s for q, d, s in zip(expected.qids, expected.docids, expected.scores)}
+    np.testing.assert_allclose([want[(q, d)] for q, d in zip(got.qids, got.docids)], got.scores, rtol=1e-5)

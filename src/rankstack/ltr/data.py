@@ -275,10 +275,7 @@ def letor_folds(folder: str | Path | Sequence[str | Path],
     ``n_features`` declares the width (see :func:`check_widths`).
     """
     paths = resolve_fold_files([folder] if isinstance(folder, (str, Path)) else list(folder), names)
-    raw = [read_letor(p) for p in paths]
-    labels = [str(p) for p in paths]
-    check_widths(raw, labels, n_features)
-    if n_features is not None:
-        raw = [_widen(r, n_features) for r in raw]
+    raw = [read_letor(p, n_features) for p in paths]  # a declared width is checked line by line
+    check_widths(raw, [str(p) for p in paths], n_features)
     parts = [normalise(r, normalisation) for r in raw]
     return make_folds(parts, [p.stem for p in paths], n_features)
