@@ -1,0 +1,139 @@
+"""Build and save a BM25 index of a collection (``rankstack index``), and retrieve into a run file.
+
+Why a recipe: the index must never be written into or over its collection or the data root, never
+replace a folder that is not an index, and replace an index only when asked (``overwrite``); these
+rules and the options live here once, for the command line and the service. BM25's parameters keep
+their defaults in one place, :class:`rankstack.retrieve.bm25.BM25Retriever`: an option left unset here
+means "BM25's default"; ``retriever`` takes the same spec as pipelines (``bm25(k1=1.2, b=0.75)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rankstack.errors import InputError
+from rankstack.recipes.config import option
+
+__all__ = ["IndexConfig", "IndexOutcome", "run", "RetrieveConfig", "RetrieveOutcome", "run_retrieve"]
+
+log = logging.getLogger(__name__)
+
+
+def _inputs(collection: Any, data_root: str | None) -> list[Path]:
+    from rankstack.data.beir import default_data_root
+
+    return [Path(collection.path), Path(data_root) if data_root else default_data_root()]
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """``rankstack index``: a BM25 index folder (atomic, with a checksummed manifest)."""
+
+    collection: str = option(help="a BEIR folder or a name under the data root")
+    out: Path = option(help="index folder to write (never the collection, inside it or the data root)")
+    data_root: str | None = option(None, help="folder holding collections by name ($RANKSTACK_DATA or ../shared/data)")
+    retriever: str = option("bm25", metavar="SPEC", help="BM25 spec, e.g. 'bm25(k1=1.2, b=0.75, stemmer=None)'")
+    k1: float | None = option(None, help="BM25 k1 (none: BM25's default)")
+    b: float | None = option(None, help="BM25 b (none: BM25's default)")
+    method: str = option("", help="lucene, robertson, atire, bm25l or bm25+ (empty: BM25's default)")
+    stemmer: str = option("", help="Snowball stemmer name, or 'none' (empty: BM25's default)")
+    stopwords: str = option("", help="'en' or 'none' (empty: BM25's default)")
+    fields: list[str] | None = option(None, help="document fields to index (none: BM25's default)")
+    overwrite: bool = option(False, help="replace an index already at --out")
+
+    def bm25_args(self) -> dict[str, Any]:
+        from rankstack.pipeline.expression import parse_component
+
+        name, args = parse_component(self.retriever, what="retriever")
+        if name != "bm25":
+            raise InputError(f"'rankstack index' builds BM25 indexes, not {name!r}", fix="--retriever 'bm25(...)'")
+        given = {"k1": self.k1, "b": self.b, "method": self.method or None, "fields": self.fields,
+                 "stemmer": self.stemmer or None, "stopwords": self.stopwords or None}
+        args.update({k: v for k, v in given.items() if v is not None})
+        for key in ("stemmer", "stopwords"):
+            if isinstance(args.get(key), str) and args[key].lower() == "none":
+                args[key] = None
+        return args
+
+    def __post_init__(self) -> None:
+        self.bm25_args()
+
+
+@dataclass
+class IndexOutcome:
+    out: Path
+    collection: str
+    num_docs: int
+    seconds: float
+
+    def to_text(self) -> str:
+        return f"indexed {self.num_docs} documents of {self.collection} into {self.out} in {self.seconds:.1f}s"
+
+
+def run(config: IndexConfig, *, progress: bool = True) -> IndexOutcome:
+    """Index, then save crash-safely; the save refuses the collection, anything inside it or the data
+    root, a folder that is not an index, and an index unless ``overwrite``."""
+    from rankstack.data.beir import Collection
+    from rankstack.retrieve.bm25 import BM25Retriever
+
+    collection = Collection(config.collection, data_root=config.data_root)
+    inputs = _inputs(collection, config.data_root)
+    start = time.perf_counter()
+    retriever = BM25Retriever.from_collection(collection, **config.bm25_args())
+    retriever.save(config.out, overwrite=config.overwrite, inputs=inputs)
+    return IndexOutcome(config.out, collection.name, retriever.num_docs, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class RetrieveConfig:
+    """``rankstack retrieve``: a first stage or any pipeline over a collection's queries, as a TREC run."""
+
+    collection: str = option(help="a BEIR folder, or a collection name under the data root (e.g. scifact)")
+    out: Path = option(help="TREC run file to write")
+    data_root: str | None = option(None, help="folder holding collections by name ($RANKSTACK_DATA or ../shared/data)")
+    split: str = option("test", help="qrels split whose queries are run")
+    retriever: str = option("bm25", help="registered first stage or pipeline expression")
+    k: int = option(1000, flag="-k", help="documents kept per query (pushed down: retrievers return at least k)")
+    tag: str | None = option(None, help="run tag (none: the file stem)")
+    cache_dir: Path | None = option(Path(".cache/rankstack"), help="where indexes and stage outputs are cached "
+                                                                   "('none' disables caching)")
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise InputError(f"-k must be a positive integer, got {self.k}")
+
+
+@dataclass
+class RetrieveOutcome:
+    out: Path
+    queries: int
+    rows: int
+    seconds: float
+
+    def to_text(self) -> str:
+        return (f"wrote {self.out}: {self.queries} queries, {self.rows} rows "
+                f"({self.queries / max(self.seconds, 1e-9):.0f} queries/s)")
+
+
+def run_retrieve(config: RetrieveConfig, *, progress: bool = True) -> RetrieveOutcome:
+    """``pipeline % k`` over the split's queries (``% k`` asks every retriever for at least k)."""
+    from rankstack.data.beir import Collection
+    from rankstack.data.trec import write_run
+    from rankstack.pipeline.expression import parse_pipeline
+    from rankstack.registry import Context
+    from rankstack.storage import check_output_file
+
+    collection = Collection(config.collection, data_root=config.data_root)
+    inputs = _inputs(collection, config.data_root)
+    check_output_file(config.out, inputs)
+    queries = collection.queries(config.split)
+    stage = parse_pipeline(config.retriever, Context(collection=collection, cache_dir=config.cache_dir)) % config.k
+    start = time.perf_counter()
+    result = stage(queries)
+    took = time.perf_counter() - start
+    write_run(result, config.out, tag=config.tag or config.out.stem)
+    return RetrieveOutcome(config.out, len(result.query_ids), len(result), took)
