@@ -1,4 +1,4 @@
-"""Build and save a BM25 index of a collection (``rankstack index``), and retrieve into a run file.
+"""First stages and measurement: ``rankstack index`` (BM25 folder), ``retrieve`` (a run file), ``evaluate``.
 
 Why a recipe: the index must never be written into or over its collection or the data root, never
 replace a folder that is not an index, and replace an index only when asked (``overwrite``); these
@@ -13,12 +13,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rankstack.errors import InputError
 from rankstack.recipes.config import option
 
-__all__ = ["IndexConfig", "IndexOutcome", "run", "RetrieveConfig", "RetrieveOutcome", "run_retrieve"]
+__all__ = ["IndexConfig", "IndexOutcome", "run", "RetrieveConfig", "RetrieveOutcome", "run_retrieve",
+           "EvaluateConfig", "EvaluateOutcome", "run_evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +138,74 @@ def run_retrieve(config: RetrieveConfig, *, progress: bool = True) -> RetrieveOu
     took = time.perf_counter() - start
     write_run(result, config.out, tag=config.tag or config.out.stem)
     return RetrieveOutcome(config.out, len(result.query_ids), len(result), took)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``rankstack evaluate``: measure TREC runs against a collection's qrels (trec_eval semantics)."""
+
+    runs: list[Path] = option(help="TREC run files", metavar="RUN")
+    collection: str | None = option(None, help="a BEIR folder, or a collection name under the data root")
+    data_root: str | None = option(None, help="folder holding collections by name ($RANKSTACK_DATA or ../shared/data)")
+    split: str = option("test", help="qrels split")
+    qrels: Path | None = option(None, help="a qrels file (TREC or BEIR TSV) instead of --collection")
+    measures: list[str] = option(["nDCG@10", "AP", "R@100", "RR@10"], flag="--measure", short="-m",
+                                 help="ir_measures names; repeat -m or give several")
+    missing: Literal["skip", "zero"] = option("skip", help="queries in the qrels but not in a run: skip them "
+                                                           "(trec_eval default) or count 0 (trec_eval -c)")
+    baseline: str | None = option(None, help="run name (file stem) to compare the others with: paired t-test and "
+                                             "permutation test, Holm-corrected")
+    json: Path | None = option(None, help="write {run: {measure: mean}} here")
+    per_query: Path | None = option(None, help="with --baseline: per-query CSV here")
+
+    def __post_init__(self) -> None:
+        if self.qrels is None and self.collection is None:
+            raise InputError("give --collection (with --split) or --qrels")
+
+
+@dataclass
+class EvaluateOutcome:
+    results: dict[str, Any]
+    comparison: Any
+
+    def to_text(self) -> str:
+        from rankstack.evaluate import format_table
+
+        return self.comparison.to_text() if self.comparison is not None else format_table(self.results)
+
+
+def run_evaluate(config: EvaluateConfig, *, progress: bool = True) -> EvaluateOutcome:
+    """Evaluate every run; with a baseline, compare (significance tests); write JSON / CSV if asked."""
+    import json
+
+    from rankstack.data import read_qrels, read_run
+    from rankstack.data.beir import Collection
+    from rankstack.evaluate import compare, evaluate
+    from rankstack.storage import atomic_write_text, check_output_file
+
+    inputs = [*config.runs, *([config.qrels] if config.qrels else [])]
+    for out in (config.json, config.per_query):
+        if out is not None:
+            check_output_file(out, inputs)
+    if config.qrels is not None:
+        qrels = read_qrels(config.qrels)
+    else:
+        qrels = Collection(config.collection, data_root=config.data_root).qrels(config.split)
+    runs = {}
+    for path in config.runs:
+        r = read_run(path)
+        if r.name in runs:
+            raise InputError(f"two runs are named {r.name!r}", path=path, fix="give run files distinct names")
+        runs[r.name] = r
+    results = {name: evaluate(r, qrels, config.measures, missing=config.missing) for name, r in runs.items()}
+    comparison = None
+    if config.baseline is not None:
+        if config.baseline not in runs:
+            raise InputError(f"baseline {config.baseline!r} is not one of the runs {sorted(runs)}")
+        comparison = compare(runs, qrels, config.measures, baseline=config.baseline, missing=config.missing)
+        if config.per_query:
+            comparison.to_csv(config.per_query)
+    if config.json:
+        payload = {name: dict(ev.mean) for name, ev in results.items()}
+        atomic_write_text(config.json, json.dumps(payload, indent=2) + "\n", inputs=inputs)
+    return EvaluateOutcome(results, comparison)
