@@ -26,9 +26,13 @@ def test_lambdamart_5fold_mq2008(mq2008, tmp_path) -> None:
 
     folds = letor_folds(mq2008)
     assert [len(f.test.query_ids) for f in folds] == [157, 157, 157, 157, 156]
+    assert {f.train.n_features for f in folds} == {46}  # every partition has MQ2008's 46 features
     result = cross_validate(folds, "lambdamart", num_threads=1)
     assert result.n_queries == 784 and result.n_no_relevant == 220
-    assert result.mean["nDCG@10"] >= 0.49  # trec_eval convention: no-relevant queries score 0
+    # the published figure (BENCHMARKS.md, trec_eval convention: no-relevant queries score 0);
+    # measured 0.508899 / AP 0.474045 with one deterministic LightGBM thread
+    assert result.mean["nDCG@10"] == pytest.approx(0.5089, abs=5e-4)
+    assert result.mean["AP"] == pytest.approx(0.4740, abs=5e-4)
     # the same figure from pytrec_eval directly
     ev = pytrec_eval.RelevanceEvaluator(result.qrels.to_dict(), {"ndcg_cut.10", "map"})
     per_query = ev.evaluate(result.run.to_dict())
