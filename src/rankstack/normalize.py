@@ -80,6 +80,10 @@ def normalise(values: np.ndarray, offsets: np.ndarray | None = None, method: str
     if method == "minmax":
         span = np.where(hi > lo, hi - lo, 1.0)
         out = (x - lo[group]) / span[group]
+    elif offsets is None:  # one group: NumPy's pairwise mean/std (what the reranker always used)
+        centred = x - x.mean(axis=0, keepdims=True)
+        std = np.sqrt(np.mean(centred * centred, axis=0, keepdims=True))
+        out = centred / np.where(std > 0, std, 1.0)
     else:
         shape = (-1,) + (1,) * (x.ndim - 1)
         mean = np.add.reduceat(x, starts, axis=0) / sizes.reshape(shape)
