@@ -29,7 +29,8 @@ from typing import Any
 
 from rankstack.errors import InputError, UnknownComponentError, suggest
 
-__all__ = ["register", "build", "names", "Context", "parse_spec", "check_args", "COMPONENT_MODULES"]
+__all__ = ["register", "build", "call_checked", "names", "Context", "parse_spec", "check_args",
+           "COMPONENT_MODULES"]
 
 # Modules that define built-in components; imported on first lookup. Missing modules are skipped,
 # so later work can add its module here before or after it exists.
@@ -153,19 +154,35 @@ def build(spec: str | Mapping[str, Any], kind: str | tuple[str, ...] = ("retriev
     name, args = parse_spec(spec)
     args.update(overrides)
     factory = lookup(name, kind)
+    if "context" in inspect.signature(factory).parameters:
+        args["context"] = context or Context()
+    return call_checked(name, factory, **args)
+
+
+def call_checked(name: str, factory: Callable[..., Any], /, *positional: Any, **args: Any) -> Any:
+    """Call ``factory`` after checking ``args``: unknown names (with a suggestion), missing required
+    ones, and types against its hints. ``build`` uses it; so should any code that calls a registered
+    factory itself (e.g. combinators, which also get positional stages)."""
     params = inspect.signature(factory).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if "context" in params:
-        args["context"] = context or Context()
     unknown = [a for a in args if a not in params and not accepts_any]
     if unknown:
         allowed = [p for p in params if p != "context" and params[p].kind not in
                    (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
         hints = {u: suggest(u, allowed, n=1) for u in unknown}
         hint = "; ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
-        raise InputError(f"{name}: unknown argument {hint}", fix=f"{name} accepts {', '.join(allowed)}")
+        raise InputError(f"{name}: unknown argument {hint}",
+                         fix=f"{name} accepts {', '.join(allowed) or 'no arguments'}")
+    positional_slots = [p for p, par in params.items() if par.kind in (
+        inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)][:len(positional)]
+    missing = [p for p, par in params.items() if p not in args and p not in positional_slots
+               and par.default is inspect.Parameter.empty
+               and par.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    if missing:
+        raise InputError(f"{name}: missing required argument {', '.join(repr(m) for m in missing)}",
+                         fix=f"write {name}({', '.join(f'{m}=...' for m in missing)})")
     check_args(name, factory, {a: v for a, v in args.items() if a != "context"})
-    return factory(**args)
+    return factory(*positional, **args)
 
 
 # --- argument types ---------------------------------------------------------------------------------

@@ -117,3 +117,34 @@ def test_check_args_directly_and_unresolvable_hints():
 def test_unbiased_modules_are_component_modules():
     assert "rankstack.unbiased.click_models" in COMPONENT_MODULES
     assert "rankstack.unbiased.estimators" in COMPONENT_MODULES
+
+
+def test_missing_required_argument_is_an_input_error():
+    @register("needs-model", kind="typed_test")
+    def _needs(model: str, depth: int = 3) -> str:
+        return model
+
+    with pytest.raises(InputError, match=r"needs-model: missing required argument 'model'.*needs-model\(model=\.\.\.\)"):
+        build("needs-model", kind="typed_test")
+    assert build({"name": "needs-model", "args": {"model": "m"}}, kind="typed_test") == "m"
+
+
+def test_call_checked_for_factories_called_directly():
+    from rankstack.registry import call_checked, lookup
+
+    fuse = lookup("fuse", "combinator")
+    with pytest.raises(InputError, match=r"fuse: unknown argument 'n' \(did you mean 'k'\?\)"):
+        call_checked("fuse", fuse, n=1)
+    with pytest.raises(InputError, match="fuse: weights must be a list of numbers or None, got 'ab'"):
+        call_checked("fuse", fuse, weights="ab")
+    with pytest.raises(InputError, match="fuse: k must be a number"):
+        call_checked("fuse", fuse, k="x")
+
+    def two(a, b: int = 1, *, c: str):
+        return a, b, c
+
+    assert call_checked("two", two, 1, 2, c="x") == (1, 2, "x")  # positional slots are not "missing"
+    with pytest.raises(InputError, match="missing required argument 'c'"):
+        call_checked("two", two, 1)
+    # the checker's own parameter names do not clash with a component's
+    assert call_checked("named", lambda name=None, factory=None: (name, factory), name="n", factory="f") == ("n", "f")
