@@ -3,7 +3,6 @@ no process-wide side effects) on a tiny random-init BERT (seconds on a CPU)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
