@@ -77,3 +77,15 @@ def test_cv_json_refuses_to_overwrite_an_input(letor_folder: Path):
 
     with pytest.raises(InputError):
         ltr.run(CVConfig(folds=[str(letor_folder)], json=letor_folder / "S1.txt"))
+
+
+@pytest.mark.parametrize("verb", [["ltr", "cv"], ["ltr", "train"], ["clicks", "simulate"], ["ultr", "train"],
+                                  ["ultr", "study"], ["experiment"], ["index"], ["retrieve"], ["evaluate"]])
+def test_help_shows_defaults_from_the_configs(verb, capsys):
+    """--help of every verb derived from a recipe config renders (a '%' in a default, e.g. 'bm25 % 100',
+    must not break argparse's help formatting)."""
+    from rankstack.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*verb, "--help"])
+    assert exit_.value.code == 0 and "default" in capsys.readouterr().out
