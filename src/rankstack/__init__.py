@@ -28,7 +28,7 @@ _LAZY = {
     "load_encoder": "rankstack.encode",
     "fuse": "rankstack.retrieve.fusion",
     "fuse_runs": "rankstack.retrieve.fusion",
-    "run_experiment": "rankstack.experiment.runner",
+    "run_experiment": "rankstack.recipes.experiment",
     "get_loss": "rankstack.losses",
     "Trainer": "rankstack.train.trainer",
     "CrossEncoderReranker": "rankstack.rerank.cross_encoder",

@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from rankstack.errors import InputError, RankstackError
 
 __all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_directory", "sha256_file",
-           "write_manifest", "read_manifest", "read_consistently", "check_output_file",
+           "write_manifest", "read_manifest", "read_consistently", "check_output_file", "check_output_folder",
            "fingerprint", "artefact_kind", "MANIFEST"]
 
 MANIFEST = "manifest.json"
@@ -142,6 +142,14 @@ def _check_target(path: Path, overwrite: bool, inputs: Iterable[PathLike], kind:
     if not overwrite:
         raise InputError(f"output folder already holds a rankstack {existing!r}", path=path,
                          fix="pass --overwrite (overwrite=True) to replace it, or choose another folder")
+
+
+def check_output_folder(path: PathLike, *, overwrite: bool = False, inputs: Iterable[PathLike] = (),
+                        kind: str | None = None) -> Path:
+    """Check an output folder *before* long work, with the rules :func:`atomic_directory` applies."""
+    path = Path(path)
+    _check_target(path, overwrite, tuple(i for i in inputs if i is not None), kind)
+    return path
 
 
 def check_output_file(path: PathLike, inputs: Iterable[PathLike] = ()) -> Path:

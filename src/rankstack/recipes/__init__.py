@@ -5,4 +5,36 @@ reranker, cross-validate LTR, simulate clicks, run a ULTR study or an experiment
 declares its defaults once, in a frozen dataclass, and exposes ``run(config) -> result``; every
 front end derives its options from that config (:mod:`rankstack.recipes.config`) and calls ``run``.
 Recipes sit above every library package and below ``cli``/``service`` only.
+
+| module | configs | entry points |
+|---|---|---|
+| ``reranker`` | RerankerTrainConfig | run (train a cross-encoder), export_checkpoint |
+| ``reranker_apply`` | RerankConfig | run (rerank a run file) |
+| ``ltr`` | CVConfig, TrainConfig | run (k-fold CV), run_train |
+| ``clicks`` | SimulateConfig | run (simulate a click log) |
+| ``ultr`` | TrainConfig, StudyConfig | run_train, run (the study), load_config |
+| ``experiment`` | ExperimentConfig | run, run_experiment, load_experiment |
+| ``index`` | IndexConfig, RetrieveConfig, EvaluateConfig | run, run_retrieve, run_evaluate |
 """
+
+from __future__ import annotations
+
+from rankstack._lazy import lazy_getattr
+
+_LAZY = {
+    "RerankerTrainConfig": "rankstack.recipes.reranker",
+    "RerankConfig": "rankstack.recipes.reranker_apply",
+    "CVConfig": "rankstack.recipes.ltr",
+    "SimulateConfig": "rankstack.recipes.clicks",
+    "StudyConfig": "rankstack.recipes.ultr",
+    "ExperimentConfig": "rankstack.recipes.experiment",
+    "run_experiment": "rankstack.recipes.experiment",
+    "load_experiment": "rankstack.recipes.experiment",
+    "IndexConfig": "rankstack.recipes.index",
+    "RetrieveConfig": "rankstack.recipes.index",
+    "EvaluateConfig": "rankstack.recipes.index",
+}
+
+__all__ = list(_LAZY)
+
+__getattr__ = lazy_getattr("rankstack.recipes", _LAZY)

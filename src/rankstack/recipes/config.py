@@ -168,7 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls: type, exclude: Se
         else:
             default = f.default if f.default is not MISSING else f.default_factory()
             default_text = f" (default: {default if not isinstance(default, Path) else str(default)})"
-        kwargs["help"] = (meta.get("help") or "") + default_text
+        kwargs["help"] = ((meta.get("help") or "") + default_text).replace("%", "%%")  # argparse formats help
         base, _ = _unwrap_optional(tp)
         origin = typing.get_origin(base)
         if base is bool:

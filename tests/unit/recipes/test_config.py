@@ -75,3 +75,13 @@ def test_to_dict_is_json_able():
 
     d = to_dict(Demo(collection="c", out=Path("m")))
     assert json.loads(json.dumps(d))["out"] == "m"
+
+
+def test_help_with_percent_in_a_default():
+    @dataclass(frozen=True)
+    class Pipe:
+        pipeline: str = option("bm25 % 100", help="a pipeline, e.g. 'a % 10'")
+
+    p = argparse.ArgumentParser()
+    add_arguments(p, Pipe)
+    assert "bm25 % 100" in p.format_help()
