@@ -106,15 +106,21 @@ def _norm(path: str | os.PathLike) -> str:
     return os.path.normpath(os.path.abspath(os.fsdecode(path)))
 
 
-def _related(failed: str, given: str) -> bool:
-    """Does an OS error on ``failed`` come from the user's path ``given``?"""
-    if failed == given or given.startswith(failed.rstrip(os.sep) + os.sep):
-        return True  # the path itself, or a folder on the way to it
-    if failed.startswith(given.rstrip(os.sep) + os.sep):
-        return True  # something inside it (an output folder, a collection)
+def _relation(failed: str, given: str) -> int | None:
+    """How an OS error on ``failed`` relates to the user's path ``given`` (lower is closer), or None."""
+    if failed == given:
+        return 0
     head, name = os.path.split(failed)
     ghead, gname = os.path.split(given)
-    return head == ghead and name.startswith(f".{gname}.")  # our temporary sibling of it
+    if head == ghead and name.startswith(f".{gname}."):
+        return 1  # our temporary sibling of it
+    if given.startswith(failed.rstrip(os.sep) + os.sep):
+        return 2  # a folder on the way to it
+    cwd = os.getcwd()
+    broad = given == os.sep or cwd == given or cwd.startswith(given.rstrip(os.sep) + os.sep)
+    if not broad and failed.startswith(given.rstrip(os.sep) + os.sep):
+        return 3  # something inside it (an output folder, a collection)
+    return None
 
 
 def argument_for(path: str | os.PathLike | None, args: argparse.Namespace | None,
@@ -127,17 +133,19 @@ def argument_for(path: str | os.PathLike | None, args: argparse.Namespace | None
     except (TypeError, ValueError):
         return None
     names = _option_names(parser)
+    best: tuple[int, str, str] | None = None
     for dest, value in vars(args).items():
         values = value if isinstance(value, (list, tuple)) else [value]
         for v in values:
             if not isinstance(v, (str, os.PathLike)) or not str(v) or dest in ("verb", "func"):
                 continue
             try:
-                if _related(failed, _norm(v)):
-                    return names.get(dest, "--" + dest.replace("_", "-")), os.fsdecode(v)
+                rank = _relation(failed, _norm(v))
             except (TypeError, ValueError):
                 continue
-    return None
+            if rank is not None and (best is None or rank < best[0]):
+                best = (rank, names.get(dest, "--" + dest.replace("_", "-")), os.fsdecode(v))
+    return None if best is None else (best[1], best[2])
 
 
 def _is_temporary(path: str) -> bool:
@@ -197,7 +205,11 @@ def describe_failure(exc: BaseException, args: argparse.Namespace | None = None,
     from rankstack.errors import RankstackError
 
     if isinstance(exc, RankstackError):
-        return 2, one_line(str(exc))
+        text = str(exc)
+        where = argument_for(getattr(exc, "path", None), args, parser)
+        if where is not None and where[0].startswith("-") and where[0] not in text:
+            text = f"{where[0]}: {text}"  # which option the file came from
+        return 2, one_line(text)
     if isinstance(exc, OSError):
         return 2, describe_os_error(exc, args, parser)
     path = _path_in_traceback(exc)

@@ -219,7 +219,7 @@ class Collection:
 
     def splits(self) -> list[str]:
         qdir = self.path / "qrels"
-        return sorted(p.stem for p in qdir.glob("*.tsv")) if qdir.is_dir() else []
+        return sorted(p.stem for p in qdir.glob("*.tsv") if p.is_file()) if qdir.is_dir() else []
 
     def qrels(self, split: str = "test") -> Qrels:
         if not isinstance(split, str) or not split or split in (".", "..") or "/" in split \
@@ -227,6 +227,9 @@ class Collection:
             raise InputError(f"split {split!r} is not a split name", path=self.path / "qrels",
                              fix=f"choose one of {self.splits() or '(none found)'}")
         path = self.path / "qrels" / f"{split}.tsv"
+        if path.is_dir():
+            raise InputError(f"qrels of split {split!r} is a folder, expected a TSV file", path=path,
+                             fix="replace it with a 'query-id corpus-id score' TSV file")
         if not path.is_file():
             qdir = self.path / "qrels"
             known = self.splits()
