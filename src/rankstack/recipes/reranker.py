@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Literal
 from rankstack.errors import InputError
 from rankstack.recipes.config import option, to_dict
 
-__all__ = ["RerankerTrainConfig", "TrainReport", "run", "export_checkpoint", "loss_spec", "check_output_folder"]
+__all__ = ["RerankerTrainConfig", "TrainReport", "run", "export_checkpoint", "loss_spec"]
 
 log = logging.getLogger(__name__)
 
@@ -145,39 +144,6 @@ class TrainReport:
                                            if self.filter_report else ""))
 
 
-def _real(path: str | os.PathLike[str]) -> Path:
-    return Path(os.path.realpath(path))
-
-
-def check_output_folder(path: Path, *, kind: str, overwrite: bool, inputs: tuple[Path, ...]) -> None:
-    """Refuse, before minutes of training, an output the final save would refuse.
-
-    The save (:func:`rankstack.storage.atomic_directory`) checks again under its lock; this only
-    moves the failure to the start.
-    """
-    from rankstack.storage import artefact_kind
-
-    target = _real(path)
-    for item in inputs:
-        source = _real(item)
-        if target == source or source in target.parents or target in source.parents:
-            raise InputError(f"output folder {path} overlaps the input {source}; rankstack never writes into "
-                             "or over its inputs", path=path, fix="choose an output folder outside the input")
-    if path.is_dir() and any(path.iterdir()):
-        existing = artefact_kind(path)
-        if existing is None:
-            raise InputError("output folder exists, is not empty and is not a rankstack artefact; refusing to "
-                             "replace it", path=path, fix="choose a new or empty folder")
-        if existing != kind:
-            raise InputError(f"output folder holds a rankstack {existing!r}, not a {kind!r}", path=path,
-                             fix="choose another folder")
-        if not overwrite:
-            raise InputError(f"output folder already holds a rankstack {existing!r}", path=path,
-                             fix="pass --overwrite to replace it, or choose another folder")
-    elif path.exists() and not path.is_dir():
-        raise InputError("output path exists and is not a folder", path=path, fix="choose another path")
-
-
 def _inputs(config: RerankerTrainConfig, collection: Any) -> tuple[Path, ...]:
     from rankstack.data.beir import default_data_root
 
@@ -196,14 +162,16 @@ def run(config: RerankerTrainConfig, *, progress: bool | None = True) -> TrainRe
     from rankstack.hardware import torch_threads
     from rankstack.recipes.reranker_fit import prepare, train
     from rankstack.rerank.cross_encoder import KIND, save_cross_encoder
-    from rankstack.storage import atomic_write_text, check_output_file
+    from rankstack.storage import atomic_write_text, check_output_file, check_output_folder
+    from rankstack.train.checkpoint import CHECKPOINT_KIND
 
     t0 = time.perf_counter()
     collection = Collection(config.collection, data_root=config.data_root)
     inputs = _inputs(config, collection)
-    check_output_folder(Path(config.out), kind=KIND, overwrite=config.overwrite, inputs=inputs)
+    # fail before minutes of training, not at the save (which checks again under its lock)
+    check_output_folder(config.out, kind=KIND, overwrite=config.overwrite, inputs=inputs)
     if config.checkpoint_dir is not None:
-        check_output_folder(Path(config.checkpoint_dir), kind="checkpoint", overwrite=True, inputs=inputs)
+        check_output_folder(config.checkpoint_dir, kind=CHECKPOINT_KIND, overwrite=True, inputs=inputs)
     if config.report is not None:
         check_output_file(config.report, inputs)
     data = prepare(config, collection)
