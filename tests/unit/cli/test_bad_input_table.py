@@ -165,7 +165,7 @@ CASES = [
     Case("no-collection-or-qrels", ["evaluate", "good.run"], ["--collection", "--qrels"]),
     Case("search-empty-query", ["search", "adir", "   "], ["query"]),
     # --- component specs: names, arguments and their types ----------------------------------------
-    *[Case("spec-" + re.sub(r"\W+", "_", spec).strip("_"), RETRIEVE + ["--retriever", spec], expect)
+    *[Case("spec-" + re.sub(r"[^\w%>()'=,.\[\]{}:-]+", "_", spec), RETRIEVE + ["--retriever", spec], expect)
       for spec, expect in [
         ("bm25(threads='x')", ["bm25: threads must be an integer, got 'x'"]),
         ("bm25(stemmer=5)", ["bm25: stemmer must be a string or None, got 5"]),
