@@ -197,6 +197,8 @@ _MAPPINGS = (dict, cabc.Mapping, cabc.MutableMapping)
 def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
     """Resolved type hints of ``factory``'s parameters; a hint that cannot be resolved is left out."""
     target = inspect.unwrap(factory)
+    if inspect.isclass(target):  # a registered class: its constructor's hints, not its attributes'
+        target = target.__init__
     try:
         return typing.get_type_hints(target)
     except Exception:  # an unresolvable forward reference: resolve parameter by parameter

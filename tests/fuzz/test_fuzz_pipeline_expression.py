@@ -65,14 +65,11 @@ ARG_NAMES = ["n", "factor", "k1", "b", "method", "k", "threads", "stemmer", "fie
 LITERALS = ["1", "0", "-1", "2.5", "1e400", "-1e400", "10**100", "1e3", "True", "None", "'x'", "''", "rrf",
             "[1, 'a']", "[]", "()", "{}", "{'a': 1}", "{1, 2}", "b'x'", "1j", "...",
             "'\\ud800'", "'\\x00'", "[" * 30 + "]" * 30, "-'a'", "not 1", "f'x'", "x.y", "print(1)", "9" * 5000]
-# Literals ast.literal_eval answers with TypeError (unhashable keys/members): a known bug of the
-# expression builder, fuzzed separately below (strict xfail) so the main fuzzer guards the rest.
+# Literals ast.literal_eval answers with TypeError (unhashable keys/members), fuzzed separately below.
 UNHASHABLE = ["{[]: 1}", "{{}: 1}", "{[1]}", "{{'a': 1}: 2}"]
 
 
-# Well-typed combinator arguments. The expression builder calls combinator factories without the
-# registry's argument checks (a known bug, fuzzed below under a strict xfail), so the main fuzzer
-# gives fuse(...) only well-typed arguments with edge values and guards everything else.
+# Well-typed combinator arguments with edge values; arguments of any name and type are fuzzed below.
 FUSE_OK = [("method", "rrf"), ("method", "combsum"), ("method", "'nope'"), ("k", "60"), ("k", "0"), ("k", "-1"),
            ("k", "1e400"), ("norm", "'minmax'"), ("norm", "'zscore'"), ("norm", "'x'"), ("weights", "[1, 2]"),
            ("weights", "[1]"), ("weights", "[]"), ("depth", "2"), ("depth", "0"), ("depth", "None")]
@@ -150,27 +147,22 @@ def test_pipeline_expressions(text):
     holds(lambda: build_and_run(text))
 
 
-@pytest.mark.xfail(strict=True, reason="expression._Builder.literal: ast.literal_eval raises TypeError for "
-                                       "unhashable dict keys / set members, e.g. 'fuzzconst % {[]: 1}'")
 @FUZZ
 @given(expression(literals=tuple(LITERALS + UNHASHABLE)))
 def test_pipeline_expressions_with_unhashable_literals(text):
     holds(lambda: build_and_run(text))
 
 
-@pytest.mark.xfail(strict=True, reason="expression._Builder.stage calls combinator factories directly, without "
-                                       "registry.call_checked: fuse(n=1) -> TypeError, fuse(a, b, weights='ab') "
-                                       "-> ValueError")
 @FUZZ
 @given(st.one_of(expression(any_fuse_args=True), combinator_calls()))
 def test_pipeline_expressions_with_any_combinator_arguments(text):
     holds(lambda: build_and_run(text))
 
 
-# Inputs the fuzzer found that the expression builder (not owned here) answers with another
-# exception. Strict: each starts failing (XPASS) once fixed; then drop its mark.
+# Inputs the fuzzer found that the expression builder once answered with another exception (the
+# reason says which); each now gives an InputError.
 def _found(text: str, exc: type[BaseException], reason: str):
-    return pytest.param(text, id=text[:30], marks=pytest.mark.xfail(strict=True, raises=exc, reason=reason))
+    return pytest.param(text, id=text[:30])
 
 
 FOUND = [

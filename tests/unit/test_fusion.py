@@ -154,3 +154,20 @@ def test_fusion_pushes_the_cutoff_to_every_input_and_its_depth():
     assert limited.at_least(1500).depth == 1500 and limited.depth == 100
     assert [len(d) for _, d, _ in (limited % 1500)(queries).groups()] == [1500, 1500]
     assert limited.at_least(50) is limited  # already deep enough
+
+
+@pytest.mark.parametrize("k", [float("inf"), float("nan"), -1])
+def test_rrf_refuses_a_non_finite_or_negative_k(k):
+    from rankstack.retrieve.fusion import rrf
+
+    run = Run(np.array(["q"]), np.array(["d"]), np.array([1.0]))
+    with pytest.raises(InputError, match="k must be a finite non-negative number"):
+        rrf([run, run], k=k)
+
+
+def test_fusion_refuses_non_finite_weights():
+    from rankstack.retrieve.fusion import rrf
+
+    run = Run(np.array(["q"]), np.array(["d"]), np.array([1.0]))
+    with pytest.raises(InputError, match="weights must be finite numbers"):
+        rrf([run, run], weights=[float("inf"), 1.0])

@@ -257,6 +257,9 @@ def resolve_fold_files(paths: Sequence[str | Path], names: Sequence[str] = DEFAU
             files.append(hit)
         return files
     for p in paths:
+        if p.is_dir():
+            raise InputError("expected a LETOR partition file, got a folder", path=p,
+                             fix="pass one folder holding S1..S5, or the partition files themselves")
         if not p.is_file():
             raise InputError("LETOR partition file does not exist", path=p, fix="check the path")
     if len(paths) < 3:

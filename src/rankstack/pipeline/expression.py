@@ -18,7 +18,7 @@ from typing import Any
 
 from rankstack.errors import InputError
 from rankstack.pipeline.stage import Stage
-from rankstack.registry import Context, build, lookup, names
+from rankstack.registry import Context, build, call_checked, lookup, names
 
 __all__ = ["parse_pipeline", "parse_component", "format_component"]
 
@@ -141,7 +141,7 @@ class _Builder:
             if name in names("combinator"):
                 stages = [self.stage(a) for a in node.args]
                 factory = lookup(name, "combinator")
-                return factory(*stages, **kwargs)
+                return call_checked(name, factory, *stages, **kwargs)
             if node.args:
                 raise self.error(node, f"{name}(...) takes keyword arguments only")
             return build(name, STAGE_KINDS, context=self.context, **kwargs)
@@ -151,7 +151,7 @@ class _Builder:
     def literal(self, node: ast.AST) -> Any:
         try:
             return ast.literal_eval(node)
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # e.g. {[]: 1}
             if isinstance(node, ast.Name):  # bare words as strings: method=rrf
                 return node.id
             raise self.error(node, "arguments must be literals (numbers, strings, lists)") from None

@@ -140,6 +140,9 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise InputError(f"experiment file is not UTF-8 ({exc})", path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", path=path, line=getattr(exc, "lineno", None)) from None
+    except RecursionError:
+        raise InputError("invalid TOML: values are nested too deeply", path=path,
+                         fix="flatten the nested arrays or tables") from None
 
 
 def load_experiment(path: str | Path) -> ExperimentSpec:

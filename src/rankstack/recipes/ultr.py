@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,7 +198,10 @@ class StudyConfig:
 
 def load_config(path: str | Path) -> StudyConfig:
     """A StudyConfig from a TOML file (top-level keys as :class:`StudyConfig`, a ``[fit]`` table)."""
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
 
     from rankstack.data.textfile import check_file
     from rankstack.recipes.config import from_mapping
@@ -207,6 +211,8 @@ def load_config(path: str | Path) -> StudyConfig:
         d = tomllib.loads(p.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not valid TOML ({exc})", path=p) from None
+    except RecursionError:
+        raise InputError("not valid TOML (values nested too deeply)", path=p) from None
     if isinstance(d.get("folds"), str):
         d["folds"] = [d["folds"]]
     try:

@@ -71,8 +71,11 @@ def _check_runs(runs: Sequence[Run], weights: Sequence[float] | None, depth: int
         w = np.ones(len(runs))
     else:
         w = np.asarray(list(weights), dtype=np.float64)
-        if w.shape != (len(runs),) or not np.all(np.isfinite(w)):
+        if w.shape != (len(runs),):
             raise InputError(f"fusion: {len(w)} weights for {len(runs)} runs",
+                             fix="give one finite weight per fused run")
+        if not np.all(np.isfinite(w)):
+            raise InputError(f"fusion: weights must be finite numbers, got {list(weights)!r}",
                              fix="give one finite weight per fused run")
     if depth is not None:
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
@@ -102,8 +105,8 @@ def _combine(runs: list[Run], contributions: list[np.ndarray], name: str, mnz: b
 def rrf(runs: Sequence[Run], k: float = 60, weights: Sequence[float] | None = None,
         depth: int | None = None, name: str = "rrf") -> Run:
     """Reciprocal rank fusion: ``sum_i w_i / (k + rank_i)`` with 1-based canonical ranks."""
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or not k >= 0:
-        raise InputError(f"rrf: k must be a non-negative number, got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 <= k < float("inf"):
+        raise InputError(f"rrf: k must be a finite non-negative number, got {k!r}")
     runs, w = _check_runs(runs, weights, depth)
     return _combine(runs, [wi / (k + r.ranks()) for r, wi in zip(runs, w)], name)
 
