@@ -29,7 +29,7 @@ def _no_exchange() -> None:
     """Force the two-rename fallback (as on a system without renameat2) to stress its recovery."""
     from rankstack import storage
 
-    storage._exchange = lambda a, b: False
+    storage.swap._exchange = lambda a, b: False
 
 
 def writer(path: str, seconds: float, seed: int, out, fallback: bool = False) -> None:

@@ -122,7 +122,7 @@ def edit_manifest(path: Path, change, fix_checksum: bool = False) -> None:
     m = json.loads((path / "manifest.json").read_text())
     change(m)
     if fix_checksum:
-        m["manifest_sha256"] = storage._manifest_digest(m)
+        m["manifest_sha256"] = storage.manifest._manifest_digest(m)
     (path / "manifest.json").write_text(json.dumps(m))
 
 
@@ -202,11 +202,11 @@ CHILD = textwrap.dedent("""
     from rankstack.retrieve.bm25 import BM25Retriever
     path, step, fallback = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
     if fallback:
-        storage._exchange = lambda a, b: False
+        storage.swap._exchange = lambda a, b: False
     def hook(name):
         if name == step:
             os.kill(os.getpid(), signal.SIGKILL)
-    storage._STEP_HOOK = hook
+    storage.swap._STEP_HOOK = hook
     if step == "writing":  # killed while the new files are being written
         real = storage.write_manifest
         def dying(*a, **k):
@@ -253,7 +253,7 @@ def test_kill_at_each_rename_syscall(tmp_path, syscall, nth, fallback):
     save_index(path, 4)
     code = ("import sys; from rankstack import storage; from rankstack.data.beir import Document; "
             "from rankstack.retrieve.bm25 import BM25Retriever\n"
-            "if sys.argv[2] == '1': storage._exchange = lambda a, b: False\n"
+            "if sys.argv[2] == '1': storage.swap._exchange = lambda a, b: False\n"
             "BM25Retriever().index([Document(f'd{i}', '', f'w{i} common') for i in range(7)])"
             ".save(sys.argv[1], overwrite=True)")
     proc = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e",
