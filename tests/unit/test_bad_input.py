@@ -257,3 +257,15 @@ def test_run_object_rejects_duplicates():
 def test_qrels_object_rejects_fractional_labels():
     with pytest.raises(InputError, match="integers"):
         Qrels(np.array(["q"]), np.array(["d"]), np.array([0.5]))
+
+
+def test_letor_parts_of_different_widths_are_not_joined_silently(tmp_path):
+    from rankstack.data.letor import read_letor
+
+    (tmp_path / "a.txt").write_text("1 qid:1 1:0.5 2:0.1 # docid = a\n")
+    (tmp_path / "b.txt").write_text("0 qid:2 1:0.5 2:0.1 3:0.9 # docid = b\n")
+    a, b = read_letor(tmp_path / "a.txt"), read_letor(tmp_path / "b.txt")
+    with pytest.raises(InputError, match=r"\(2 features\) and .*\(3 features\)"):
+        a.concat(b)
+    joined = read_letor(tmp_path / "a.txt", n_features=3).concat(b)
+    assert joined.features.shape == (2, 3)

@@ -62,11 +62,11 @@ class LetorData:
         return Qrels(self.qids, self.docids, self.labels, name=self.name)
 
     def concat(self, other: LetorData, name: str | None = None) -> LetorData:
-        if other.n_features != self.n_features:
-            width = max(self.n_features, other.n_features)
-            a, b = _pad(self.features, width), _pad(other.features, width)
-        else:
-            a, b = self.features, other.features
+        if other.n_features != self.n_features:  # never pad silently: the columns may mean other features
+            raise InputError(f"cannot join {self.name} ({self.n_features} features) and {other.name} "
+                             f"({other.n_features} features)",
+                             fix="read both with the same n_features if the missing ones are zeros")
+        a, b = self.features, other.features
         overlap = set(self.query_ids) & set(other.query_ids)
         if overlap:
             raise InputError(f"query {sorted(overlap)[0]!r} appears in both {self.name} and {other.name}")
@@ -75,12 +75,6 @@ class LetorData:
 
     def __len__(self) -> int:
         return len(self.qids)
-
-
-def _pad(x: np.ndarray, width: int) -> np.ndarray:
-    if x.shape[1] == width:
-        return x
-    return np.hstack([x, np.zeros((x.shape[0], width - x.shape[1]), dtype=x.dtype)])
 
 
 def read_letor(path: str | Path, n_features: int | None = None) -> LetorData:

@@ -191,7 +191,8 @@ def check_widths(parts: Sequence[LetorData], names: Sequence[str], n_features: i
         counts = ", ".join(f"{nm}: {w}" for nm, w in widths.items())
         raise InputError(f"LETOR partitions have different feature counts ({counts})",
                          fix="use partitions of one feature set; if a narrower file only omits trailing zero "
-                             f"features (sparse SVMlight), declare the width: n_features={max(widths.values())}")
+                             f"features (sparse SVMlight), declare the width: n_features={max(widths.values())} "
+                             f"(ltr cv: --n-features {max(widths.values())})")
     width = next(iter(widths.values()), 0)
     if width == 0:
         raise InputError("LETOR partitions hold no features", fix="check the files: lines need 'id:value' pairs")

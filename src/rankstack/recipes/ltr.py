@@ -43,6 +43,8 @@ class CVConfig:
     normalisation: Literal["none", "minmax", "zscore"] = option(
         "none", help="per-query feature normalisation applied when reading (LETOR 4.0 QueryLevelNorm files are "
                      "already min-max normalised)")
+    n_features: int | None = option(None, help="declare the feature count when a partition file omits trailing "
+                                               "zero features (sparse SVMlight); otherwise differing counts are refused")
     seed: int = option(0, help="random seed")
     threads: int = option(1, help="threads per model (0: all cores)")
     save_models: Path | None = option(None, help="keep each fold's model under DIR/<model>/fold<k>", metavar="DIR")
@@ -92,7 +94,7 @@ def run(config: CVConfig, *, progress: bool = True) -> CVOutcome:
     if config.json is not None:
         check_output_file(config.json, inputs)
     specs = config.specs()
-    folds = letor_folds(config.folds, normalisation=config.normalisation)
+    folds = letor_folds(config.folds, normalisation=config.normalisation, n_features=config.n_features)
     labels = [spec_label(s) for s in specs]
     if len(set(labels)) != len(labels):
         labels = [f"{lab}#{i + 1}" for i, lab in enumerate(labels)]
