@@ -1,4 +1,4 @@
-"""Options shared by verbs: the collection, its data root and split, caching."""
+"""What verbs share: a sub-command with a worked example, and the error boundary's wording."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ import argparse
 import errno
 import os
 import textwrap
-from pathlib import Path
 
-from rankstack.data.beir import Collection
-from rankstack.errors import InputError
 
 
 def add_verb(sub, name: str, help: str, example: str) -> argparse.ArgumentParser:
@@ -17,39 +14,6 @@ def add_verb(sub, name: str, help: str, example: str) -> argparse.ArgumentParser
     return sub.add_parser(name, help=help, description=help,
                           epilog="example:\n" + textwrap.indent(example.strip(), "  "),
                           formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
-def add_collection_args(p: argparse.ArgumentParser, split_default: str = "test") -> None:
-    p.add_argument("--collection", required=True,
-                   help="a BEIR folder, or a collection name under the data root (e.g. scifact)")
-    p.add_argument("--data-root", default=None,
-                   help="folder holding collections by name (default: $RANKSTACK_DATA or ../shared/data)")
-    p.add_argument("--split", default=split_default, help=f"qrels split (default: {split_default})")
-
-
-def open_collection(args: argparse.Namespace) -> Collection:
-    return Collection(args.collection, data_root=args.data_root)
-
-
-def add_cache_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache/rankstack"),
-                   help="where indexes and stage outputs are cached (default: .cache/rankstack); "
-                        "'none' disables caching")
-
-
-def cache_dir(args: argparse.Namespace) -> Path | None:
-    """The cache folder, or None for 'none'; refuses a path that exists and is not a folder."""
-    if str(args.cache_dir).lower() == "none":
-        return None
-    path = Path(args.cache_dir)
-    if path.exists() and not path.is_dir():
-        raise InputError("--cache-dir exists and is not a folder", path=path,
-                         fix="give a folder (it is created if missing) or 'none' to disable caching")
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
-            raise InputError(f"--cache-dir is under {str(parent)!r}, which is a file", path=path,
-                             fix="give a folder (it is created if missing) or 'none' to disable caching")
-    return path
 
 
 # --- the error boundary's wording (used by rankstack.cli.main) ---------------------------------------
