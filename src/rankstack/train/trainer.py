@@ -319,7 +319,7 @@ class Trainer:
 
         def validate(epoch_pos: float) -> bool:
             """Run validation; True when training should stop."""
-            nonlocal best_value, best_step, best_state, bad_validations, last_val, validated_at, last_loss
+            nonlocal best_value, best_step, best_state, bad_validations, last_val, validated_at
             value = self._validate()
             last_val, validated_at = value, self.step
             improved = best_value is None or value > best_value + self.min_delta
