@@ -13,7 +13,7 @@ import json
 import math
 
 import pytest
-from fuzzlib import FUZZ, holds, mutated, write_temp
+from tests.fuzz.fuzzlib import FUZZ, holds, mutated, write_temp
 from hypothesis import given
 from hypothesis import strategies as st
 

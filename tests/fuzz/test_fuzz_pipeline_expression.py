@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fuzzlib import FUZZ, holds
+from tests.fuzz.fuzzlib import FUZZ, holds
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -10,7 +10,7 @@ import json
 import math
 
 import numpy as np
-from fuzzlib import FUZZ, holds, inputs, mutated, write_temp
+from tests.fuzz.fuzzlib import FUZZ, holds, inputs, mutated, write_temp
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clitools import letor_text
+from tests.unit.cli.clitools import letor_text
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
-from clitools import letor_text, run_cli
+from tests.unit.cli.clitools import letor_text, run_cli
 
 RUN = b"q1 Q0 d6 1 2.5 t\nq1 Q0 d1 2 1.5 t\n"
 QRELS = b"q1 0 d6 2\nq1 0 d1 1\n"

@@ -7,23 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rankstack.data.letor import LetorData, write_letor
+from rankstack.data.letor import write_letor
+from tests.fixtures.letor import synthetic
 
 
-def synthetic(n_queries: int, seed: int, prefix: str, name: str, n_features: int = 5) -> LetorData:
-    rng = np.random.default_rng(seed)
-    qids, docids, labels, feats = [], [], [], []
-    for q in range(n_queries):
-        n = int(rng.integers(4, 12))
-        x = rng.random((n, n_features)).astype(np.float32)
-        y = np.digitize(x[:, 0], [0.5, 0.8])
-        y[np.argmax(x[:, 0])] = 2
-        for i in range(n):
-            qids.append(f"{prefix}{q}")
-            docids.append(f"{prefix}{q}d{i}")
-            labels.append(int(y[i]))
-            feats.append(x[i])
-    return LetorData(np.array(qids), np.array(docids), np.array(labels), np.vstack(feats), name=name)
 
 
 @pytest.fixture
@@ -32,7 +19,7 @@ def letor_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "letor"
     folder.mkdir()
     for k in range(1, 6):
-        write_letor(synthetic(n_queries, seed=k, prefix=f"s{k}q", name=f"S{k}"), folder / f"S{k}.txt")
+        write_letor(synthetic(n_queries, seed=k, prefix=f"s{k}q", name=f"S{k}", max_docs=11, empty_every=None), folder / f"S{k}.txt")
     return folder
 
 

@@ -1,4 +1,4 @@
-"""Registry specs with did-you-mean errors; Stage composition with >> and % k; expressions."""
+"""Specs built through the registry (did-you-mean) and pipeline expressions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from rankstack.errors import InputError, UnknownComponentError
 from rankstack.pipeline.expression import parse_pipeline
-from rankstack.pipeline.stage import FunctionStage, Stage
+from rankstack.pipeline.stage import Stage
 from rankstack.registry import Context, build, names, parse_spec, register
 from rankstack.types import Queries, Run
 
@@ -46,31 +46,6 @@ def _scale(factor: float = 2.0) -> Stage:
 
 
 QUERIES = Queries(("q1", "q2"), ("one", "two"))
-
-
-def test_then_and_cutoff():
-    pipe = Constant() % 3 >> Scale(10)
-    run = pipe(QUERIES)
-    assert run.to_dict()["q1"] == {"d0": 100.0, "d1": 90.0, "d2": 80.0}
-    assert run.queries is QUERIES  # query texts travel with the run
-    assert "constant % 3 >> scale(10)" == repr(pipe)
-
-
-def test_cutoff_rejects_bad_k():
-    with pytest.raises(InputError):
-        Constant() % 0
-    with pytest.raises(InputError):
-        Constant() % 2.5  # type: ignore[operator]
-
-
-def test_stage_rejects_wrong_input():
-    with pytest.raises(InputError, match="takes Queries or a Run"):
-        Constant()(["q1"])  # type: ignore[arg-type]
-
-
-def test_function_stage():
-    stage = FunctionStage(lambda inp: Constant()(inp).top_k(1), name="first")
-    assert len(stage(QUERIES)) == 2
 
 
 def test_build_from_spec_and_unknown_names():

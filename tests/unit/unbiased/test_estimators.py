@@ -1,99 +1,14 @@
-"""Click logs (format, round trip, bad lines), IPS unbiasedness, propensity estimation, learners."""
+"""Unbiased learners: IPS unbiasedness and gradient, aggregation, naive/IPS/DLA/REM, errors, registry."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 
 from rankstack.data.letor import LetorData
 from rankstack.errors import InputError, UnknownComponentError
-from rankstack.unbiased.click_models import PositionBasedModel, pbm_examination, simulate_sessions
-from rankstack.unbiased.clicklog import ClickLog, read_clicklog, write_clicklog
-from rankstack.unbiased.propensity import (
-    estimate_swap_propensities,
-    plot_propensities,
-    propensity_table,
-    simulate_swap_interventions,
-)
-
-SESSIONS = [
-    {"qid": "q1", "docids": ["d1", "d2", "d3"], "clicks": [0, 1, 0], "propensities": [0.68, 0.61, 0.48]},
-    {"qid": "q2", "docids": ["e1"], "clicks": [1], "propensities": [0.68]},
-]
-
-
-# ----------------------------------------------------------------------------- log format
-def test_round_trip(tmp_path):
-    log = ClickLog.from_sessions(SESSIONS)
-    path = tmp_path / "c.jsonl"
-    write_clicklog(log, path)
-    back = read_clicklog(path)
-    assert back.sessions() == SESSIONS
-    assert back.lengths.tolist() == [3, 1]
-    assert back.mask.tolist() == [[True, True, True], [True, False, False]]
-    # a log without propensities round-trips too
-    plain = [{k: v for k, v in s.items() if k != "propensities"} for s in SESSIONS]
-    write_clicklog(ClickLog.from_sessions(plain), path)
-    assert read_clicklog(path).propensities is None
-    assert read_clicklog(path).sessions() == plain
-    assert not list(tmp_path.glob(".*tmp"))  # atomic write leaves no temporary file
-
-
-def test_simulated_log_round_trip(tmp_path):
-    docids = np.array([["a", "b", "c"], ["x", "y", ""]])
-    log = simulate_sessions(PositionBasedModel(eta=2), ["q1", "q2"], docids, np.array([[2, 0, 1], [1, 0, 0]]),
-                            np.array([3, 2]), 500, np.random.default_rng(0))
-    write_clicklog(log, tmp_path / "s.jsonl")
-    back = read_clicklog(tmp_path / "s.jsonl")
-    assert np.array_equal(back.clicks, log.clicks) and np.array_equal(back.docids, log.docids)
-    assert np.allclose(back.propensities, log.propensities)
-
-
-BAD_LINES = [
-    ('{"qid": "q", "docids": ["a", "b"], "clicks": [0]}', "2 docids but 1 clicks"),
-    ('{"qid": "q", "docids": ["a"], "clicks": [2]}', "clicks must be 0 or 1"),
-    ('{"qid": "q", "docids": ["a"], "clicks": [true]}', "clicks must be 0 or 1"),
-    ('{"qid": "q", "docids": ["a"], "clicks": [0], "click": [1]}', "did you mean 'clicks'"),
-    ('{"qid": "q", "docids": ["a"]}', "missing field(s) clicks"),
-    ('{"qid": 7, "docids": ["a"], "clicks": [0]}', "qid must be a non-empty string"),
-    ('{"qid": "q", "docids": [], "clicks": []}', "non-empty list"),
-    ('{"qid": "q", "docids": ["a", "a"], "clicks": [0, 0]}', "shown twice"),
-    ('{"qid": "q", "docids": ["a"], "clicks": [0], "propensities": [1.5]}', "not a number in [0, 1]"),
-    ('{"qid": "q", "docids": ["a"], "clicks": [1], "propensities": [0]}', "propensity 0"),
-    ('{"qid": "q", "docids": ["a"], "clicks": [0], "propensities": [0.5, 0.4]}', "but propensities 2"),
-    ('{"qid": "q", "docids": ["a"], "clicks": [0]', "not valid JSON"),
-    ('["q", ["a"], [0]]', "must be a JSON object"),
-]
-
-
-@pytest.mark.parametrize("line,message", BAD_LINES)
-def test_bad_lines_name_file_and_line(tmp_path, line, message):
-    path = tmp_path / "bad.jsonl"
-    path.write_text('{"qid": "ok", "docids": ["a"], "clicks": [0]}\n\n' + line + "\n", encoding="utf-8")
-    with pytest.raises(InputError) as err:
-        read_clicklog(path)
-    assert message in str(err.value)
-    assert err.value.path == str(path) and err.value.line == 3
-    assert err.value.fix
-
-
-def test_mixed_propensities_and_file_level_errors(tmp_path):
-    path = tmp_path / "mixed.jsonl"
-    path.write_text(json.dumps(SESSIONS[0]) + "\n" + '{"qid": "q", "docids": ["a"], "clicks": [0]}\n')
-    with pytest.raises(InputError, match="some sessions have propensities") as err:
-        read_clicklog(path)
-    assert err.value.line == 2
-    crlf = tmp_path / "crlf.jsonl"
-    crlf.write_bytes(b'{"qid": "q", "docids": ["a"], "clicks": [0]}\r\n')
-    with pytest.raises(InputError, match="CRLF"):
-        read_clicklog(crlf)
-    with pytest.raises(InputError, match="does not exist"):
-        read_clicklog(tmp_path / "missing.jsonl")
-    (tmp_path / "empty.jsonl").write_text("")
-    with pytest.raises(InputError, match="empty"):
-        read_clicklog(tmp_path / "empty.jsonl")
+from rankstack.unbiased.click_models import PositionBasedModel, simulate_sessions
+from rankstack.unbiased.clicklog import ClickLog
 
 
 # ----------------------------------------------------------------------------- IPS unbiasedness
@@ -142,37 +57,6 @@ def test_ips_weighted_loss_gradient_matches_full_information():
     naive = grad(ctr)
     assert np.allclose(ips, full, atol=0.01)
     assert np.abs(naive - full).max() > 0.05
-
-
-# ----------------------------------------------------------------------------- propensity estimation
-def test_swap_interventions_recover_relative_propensities():
-    rng = np.random.default_rng(0)
-    q = 200
-    labels = rng.integers(0, 3, size=(q, 10))
-    docids = np.array([[f"q{i}d{j}" for j in range(10)] for i in range(q)])
-    lengths = np.full(q, 10)
-    lengths[:50] = 6  # short lists: arms beyond 6 compare against long-list queries only
-    docids[:50, 6:] = ""
-    m = PositionBasedModel(eta=1.0)
-    qids = [f"q{i}" for i in range(q)]
-    log = simulate_swap_interventions(m, qids, docids, labels, lengths, 300_000, rng)
-    top1 = {qq: d[0] for qq, d in zip(qids, docids)}
-    est, counts = estimate_swap_propensities(log, top1, 10)
-    true = m.examination(10) / m.examination(10)[0]
-    assert est[0] == pytest.approx(1.0)
-    assert np.allclose(est, true, rtol=0.15, atol=0.02)
-    assert counts.min() > 0
-    # every session shows the original documents, only permuted
-    assert sorted(log.docids[0, :log.lengths[0]].tolist()) == sorted(
-        docids[qids.index(log.qids[0]), :log.lengths[0]].tolist())
-
-
-def test_propensity_table_and_plot(tmp_path):
-    true = pbm_examination(4)
-    text = propensity_table(true, {"est": [1.0, 0.9, 0.7, 0.5]})
-    assert "| 2 | 0.897 | 0.900 |" in text and "MAE" in text
-    plot_propensities(true, {"est": [[1.0, 0.9, 0.7, 0.5], [1.0, 0.8, 0.6, 0.5]]}, tmp_path / "p.png")
-    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
 # ----------------------------------------------------------------------------- learners
@@ -259,20 +143,6 @@ def test_estimator_errors():
         train_ips(lists, np.array([1.0, 0.5, 0.0, 0.2, 0.1, 0.1]))
     with pytest.raises(InputError, match="unknown training setting"):
         FitConfig.from_dict({"epoch": 3})
-
-
-# ----------------------------------------------------------------------------- study tables
-def test_summarise_and_ndcg_table():
-    from rankstack.unbiased.study import ndcg_table, summarise
-
-    runs = [{"eta": 1.0, "fold": f, "true_propensities": [1.0, 0.5],
-             "ndcg": {"full-info": {"nDCG@10": 0.5, "nDCG@10 (rel>0)": 0.7},
-                      "naive": {"nDCG@10": 0.4 + 0.02 * f, "nDCG@10 (rel>0)": 0.6}},
-             "propensities": {"dla": [1.0, 0.4 + 0.1 * f]}} for f in (1, 2)]
-    s = summarise(runs)
-    assert s["1.0"]["ndcg"]["naive"]["nDCG@10"] == pytest.approx(0.43)
-    assert s["1.0"]["propensities"]["dla"] == pytest.approx([1.0, 0.55])
-    assert "| naive | 0.4300" in ndcg_table(s)
 
 
 def test_estimators_are_registered_components():
