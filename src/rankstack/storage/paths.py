@@ -58,8 +58,9 @@ def _check_not_input(path: Path, inputs: Iterable[PathLike], what: str) -> None:
             continue
         source = _real(Path(item))
         if target == source or source in target.parents:
-            raise InputError(f"{what} {path} is inside the input {source}; rankstack never writes into "
-                             "its inputs", path=path, fix="choose an output path outside the input")
+            where = "is the input" if target == source else "is inside the input"
+            raise InputError(f"{what} {path} {where} {source}; rankstack never writes into its inputs",
+                             path=path, fix="choose an output path outside the input")
         if target in source.parents:
             raise InputError(f"{what} {path} contains the input {source}; replacing it would destroy "
                              "the input", path=path, fix="choose an output path outside the input")
