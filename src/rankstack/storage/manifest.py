@@ -94,6 +94,9 @@ def read_manifest(folder: PathLike, kind: str, supported_versions: tuple[int, ..
         raise InputError(f"format version {manifest.get('format_version')!r} is not supported "
                          f"(this rankstack reads {list(supported_versions)})", path=mpath,
                          fix="rebuild it with this version of rankstack")
+    if "manifest_sha256" not in manifest and "id" not in manifest:
+        raise InputError("manifest has no checksum of its own: written by an older rankstack (before 0.1 "
+                         "sealed its manifests)", path=mpath, fix="rebuild the artefact with this version")
     if manifest.get("manifest_sha256") != _manifest_digest(manifest):
         raise InputError("manifest was changed after it was written (its checksum does not match)",
                          path=mpath, fix="rebuild the artefact; never edit a manifest by hand")

@@ -77,3 +77,10 @@ def test_manifest_must_be_json_object_of_the_right_kind(tmp_path):
     (tmp_path / "idx" / "manifest.json").write_text("[1]")
     with pytest.raises(InputError, match="not a JSON object"):
         BM25Retriever.load(tmp_path / "idx")
+
+
+def test_manifest_of_an_older_rankstack_is_named_as_such(tmp_path):
+    save_index(tmp_path / "idx", 3)
+    edit_manifest(tmp_path / "idx", lambda m: [m.pop(k) for k in ("manifest_sha256", "id", "created")])
+    with pytest.raises(InputError, match="written by an older rankstack"):
+        BM25Retriever.load(tmp_path / "idx")
