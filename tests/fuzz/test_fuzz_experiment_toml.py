@@ -13,11 +13,11 @@ import json
 import math
 
 import pytest
-from tests.fuzz.fuzzlib import FUZZ, holds, mutated, write_temp
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rankstack.errors import InputError
+from tests.fuzz.fuzzlib import FUZZ, holds, mutated, write_temp
 
 try:
     from rankstack.recipes.experiment import ExperimentSpec, load_experiment

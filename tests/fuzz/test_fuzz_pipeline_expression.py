@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.fuzz.fuzzlib import FUZZ, holds
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from rankstack.pipeline.expression import parse_pipeline
 from rankstack.pipeline.stage import Stage
 from rankstack.registry import Context, register
 from rankstack.types import Queries, Run
+from tests.fuzz.fuzzlib import FUZZ, holds
 
 
 class _Const(Stage):

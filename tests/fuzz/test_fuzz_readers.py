@@ -10,7 +10,6 @@ import json
 import math
 
 import numpy as np
-from tests.fuzz.fuzzlib import FUZZ, holds, inputs, mutated, write_temp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,6 +17,7 @@ from rankstack.data import read_letor, read_qrels, read_run, read_trec_qrels
 from rankstack.data.beir import Collection, iter_corpus, read_beir_qrels, read_queries
 from rankstack.types import Qrels, Run
 from rankstack.unbiased.clicklog import ClickLog, read_clicklog
+from tests.fuzz.fuzzlib import FUZZ, holds, inputs, mutated, write_temp
 
 RUN = b"q1 Q0 d1 1 2.5 t\nq1 Q0 d2 2 1.5 t\nq2 Q0 d1 1 -0.5 t\n"
 TREC_QRELS = b"q1 0 d1 1\nq1 0 d2 0\nq2 0 d1 2\n"

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures.letor import synthetic
 from rankstack.data.letor import read_letor, write_letor
 from rankstack.errors import InputError
 from rankstack.ltr.data import (letor_folds, make_folds, no_relevant_queries, normalise, pad_lists,
                                 scores_to_run)
+from tests.fixtures.letor import synthetic
 
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures.letor import synthetic
 from rankstack.errors import InputError
+from tests.fixtures.letor import synthetic
 
 
 # neural scorers -------------------------------------------------------------------------------------

@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from rankstack.errors import InputError, UnknownComponentError
 from rankstack.pipeline.expression import parse_pipeline
 from rankstack.pipeline.stage import Stage
 from rankstack.registry import Context, build, names, parse_spec, register
-from rankstack.types import Queries, Run
-
-
-class Scale(Stage):
-    """Multiplies scores; a toy reranker."""
-
-    def __init__(self, factor: float = 2.0) -> None:
-        self.factor = factor
-        self.name = f"scale({factor})"
-
-    def transform(self, inp):
-        return inp.replace(scores=inp.scores * self.factor)
-
-
-class Constant(Stage):
-    """Retrieves documents d0..d9 with descending scores for every query."""
-
-    name = "constant"
-
-    def transform(self, inp):
-        qids = np.repeat(np.array(inp.qids), 10)
-        docids = np.tile(np.array([f"d{i}" for i in range(10)]), len(inp.qids))
-        scores = np.tile(np.arange(10, 0, -1, dtype=float), len(inp.qids))
-        return Run(qids, docids, scores, name="constant")
+from tests.fixtures.stages import QUERIES, Constant, Scale
 
 
 @register("test-constant", kind="retriever")
@@ -45,7 +21,6 @@ def _scale(factor: float = 2.0) -> Stage:
     return Scale(factor)
 
 
-QUERIES = Queries(("q1", "q2"), ("one", "two"))
 
 
 def test_build_from_spec_and_unknown_names():

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from rankstack.errors import InputError
-from rankstack.pipeline.stage import FunctionStage, Stage
-from rankstack.types import Queries, Run
+from rankstack.pipeline.stage import FunctionStage
+from tests.fixtures.stages import QUERIES, Constant, Scale
 
 
-class Scale(Stage):
-    """Multiplies scores; a toy reranker."""
-
-    def __init__(self, factor: float = 2.0) -> None:
-        self.factor = factor
-        self.name = f"scale({factor})"
-
-    def transform(self, inp):
-        return inp.replace(scores=inp.scores * self.factor)
-
-
-class Constant(Stage):
-    """Retrieves documents d0..d9 with descending scores for every query."""
-
-    name = "constant"
-
-    def transform(self, inp):
-        qids = np.repeat(np.array(inp.qids), 10)
-        docids = np.tile(np.array([f"d{i}" for i in range(10)]), len(inp.qids))
-        scores = np.tile(np.arange(10, 0, -1, dtype=float), len(inp.qids))
-        return Run(qids, docids, scores, name="constant")
-
-
-QUERIES = Queries(("q1", "q2"), ("one", "two"))
 def test_then_and_cutoff():
     pipe = Constant() % 3 >> Scale(10)
     run = pipe(QUERIES)

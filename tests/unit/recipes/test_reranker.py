@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures.models import make_tiny_bert
 from rankstack.data.beir import Collection
 from rankstack.errors import InputError, UnknownComponentError
+from tests.fixtures.models import make_tiny_bert
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

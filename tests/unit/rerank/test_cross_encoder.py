@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures.models import make_tiny_bert
 from rankstack.errors import InputError
 from rankstack.rerank.base import PairScorer, combine_scores, normalise
 from rankstack.types import Queries, Run
+from tests.fixtures.models import make_tiny_bert
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

@@ -11,8 +11,8 @@ import pytest
 from rankstack import storage
 from rankstack.errors import InputError
 from rankstack.retrieve.bm25 import BM25Retriever
-from tests.fixtures.indexes import save_index
 from rankstack.storage import read_manifest
+from tests.fixtures.indexes import save_index
 
 
 # manifests that bind -------------------------------------------------------------------------------

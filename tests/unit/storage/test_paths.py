@@ -9,8 +9,8 @@ import pytest
 
 from rankstack.errors import InputError
 from rankstack.retrieve.bm25 import BM25Retriever
+from rankstack.storage import atomic_directory, atomic_write_text, check_output_file, write_manifest
 from tests.fixtures.indexes import leftovers, save_index
-from rankstack.storage import (atomic_directory, atomic_write_text, check_output_file, write_manifest)
 
 
 # refusals ------------------------------------------------------------------------------------------
