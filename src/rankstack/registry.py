@@ -38,6 +38,8 @@ COMPONENT_MODULES: list[str] = [
     "rankstack.retrieve.bm25",
     "rankstack.retrieve.dense",
     "rankstack.retrieve.fusion",
+    "rankstack.retrieve.prf",
+    "rankstack.retrieve.prf_dense",
     "rankstack.retrieve.pq",
     "rankstack.encode.sentence_transformers",
     "rankstack.encode.onnx",

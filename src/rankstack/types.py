@@ -15,7 +15,7 @@ import numpy as np
 
 from rankstack.errors import InputError
 
-__all__ = ["Queries", "Run", "Qrels", "canonical_order"]
+__all__ = ["Queries", "WeightedQueries", "Run", "Qrels", "canonical_order"]
 
 
 def _str_array(values) -> np.ndarray:
@@ -363,3 +363,43 @@ class Qrels:
 
     def __repr__(self) -> str:
         return f"Qrels(name={self.name!r}, queries={len(set(self.qids.tolist()))}, judgements={len(self)})"
+
+
+@dataclass(frozen=True)
+class WeightedQueries(Queries):
+    """Queries plus per-query weighted terms in one index's term space (what RM3/Bo1 expansion yields).
+
+    Why a subclass: every stage that reads ``Queries`` keeps working (texts stay the original ones, so
+    a reranker downstream reads the user's query), while a BM25 stage that receives them scores
+    ``sum_t w_t * BM25(t, d)`` over its whole index instead of the bare text. ``term_weights[i]`` holds
+    ``(term, weight)`` pairs for ``qids[i]`` (weight descending, then term); ``analyzer`` names the
+    tokenisation that made the terms (a BM25 stage with another one refuses them).
+    """
+
+    term_weights: tuple[tuple[tuple[str, float], ...], ...] = ()
+    analyzer: Mapping[str, object] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.term_weights) != len(self.qids):
+            raise InputError(f"{len(self.qids)} query ids but {len(self.term_weights)} term-weight lists")
+        for qid, pairs in zip(self.qids, self.term_weights):
+            for term, weight in pairs:
+                if not isinstance(term, str) or not np.isfinite(weight) or weight < 0:
+                    raise InputError(f"query {qid!r}: term weight ({term!r}, {weight!r}) is not a word with a "
+                                     "finite, non-negative weight")
+
+    def weights_of(self, qid: str) -> dict[str, float]:
+        """The weighted terms of one query as a dict (insertion order = weight descending)."""
+        self[qid]  # unknown qid -> InputError
+        return dict(self.term_weights[self._index[qid]])
+
+    def subset(self, qids) -> WeightedQueries:
+        keep = [q for q in qids if q in self._index]
+        return WeightedQueries(tuple(keep), tuple(self[q] for q in keep),
+                               term_weights=tuple(self.term_weights[self._index[q]] for q in keep),
+                               analyzer=self.analyzer)
+
+    def plain(self) -> Queries:
+        """The same queries without weights (what a stage emits once it has used them)."""
+        return Queries(self.qids, self.texts)

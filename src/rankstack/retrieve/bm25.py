@@ -23,9 +23,9 @@ from rankstack.pipeline.stage import Stage, StageInput, queries_of
 from rankstack.registry import Context, register
 from rankstack.storage import (atomic_directory, atomic_write_text, fingerprint, read_consistently,
                                read_manifest, write_manifest)
-from rankstack.types import Run
+from rankstack.types import Run, WeightedQueries
 
-__all__ = ["BM25Retriever", "BM25Params"]
+__all__ = ["BM25Retriever", "BM25Params", "ANALYZER_KEYS"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ KIND = "bm25-index"
 METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 FIELDS = ("title", "text")
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # bm25s's default: words of 2+ characters
+ANALYZER_KEYS = ("stopwords", "stemmer", "token_pattern", "fields")  # what decides the term space
 
 
 def _bm25s():
@@ -147,6 +148,50 @@ class BM25Retriever(Stage):
             return np.zeros(len(self._docids), dtype=np.float32)
         return np.asarray(self._model.get_scores(known), dtype=np.float32)
 
+    @property
+    def analyzer(self) -> dict[str, Any]:
+        """The parameters that decide which terms a text becomes (weighted queries must share them)."""
+        return {key: self.params[key] for key in ANALYZER_KEYS}
+
+    def search_weighted(self, term_weights: Sequence[Sequence[tuple[str, float]]],
+                        k: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top-``k`` (docids, scores) per weighted query: ``sum_t w_t * BM25(t, d)`` over the whole index.
+
+        Why not bm25s's ``retrieve``: it scores token lists (each occurrence weight 1). The index holds
+        BM25(t, d) per term as a CSC matrix, so a weighted sum is one ``bincount`` per query over the
+        weighted columns (plus the weighted non-occurrence scores of bm25l/bm25+). Terms the index does
+        not know score nothing; documents with score 0 are left out; ties go to the larger docid.
+        """
+        self._require_index()
+        k = min(k or self.k, len(self._docids))
+        scores_csc = self._model.scores
+        data, indices, indptr = scores_csc["data"], scores_csc["indices"], scores_csc["indptr"]
+        nonocc = self._model.nonoccurrence_array
+        vocab, n, doc_rank = self._model.vocab_dict, len(self._docids), self._doc_rank()
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        for pairs in term_weights:
+            known = [(vocab[t], float(w)) for t, w in pairs if t in vocab and w > 0]
+            if not known:
+                out.append((np.array([], dtype="<U1"), np.array([])))
+                continue
+            cols = np.array([c for c, _ in known], dtype=np.int64)
+            weights = np.array([w for _, w in known])
+            starts, ends = indptr[cols].astype(np.int64), indptr[cols + 1].astype(np.int64)
+            lengths = ends - starts
+            rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if lengths.sum() else \
+                np.array([], dtype=np.int64)
+            contrib = data[rows].astype(np.float64) * np.repeat(weights, lengths)
+            scores = np.bincount(indices[rows], weights=contrib, minlength=n)
+            if nonocc is not None:
+                scores += float(np.dot(nonocc[cols], weights))
+            cand = np.flatnonzero(scores > 0)
+            if len(cand) > k:  # everything tied with the k-th score stays a candidate for the tie-break
+                kth = np.partition(scores[cand], len(cand) - k)[len(cand) - k]
+                cand = cand[scores[cand] >= kth]
+            order = np.lexsort((-doc_rank[cand], -scores[cand]))[:k]
+            out.append((self._docids[cand[order]], scores[cand[order]]))
+        return out
+
     # indexing -----------------------------------------------------------------------------
     @classmethod
     def from_collection(cls, collection: Collection | str | Path, **params: Any) -> BM25Retriever:
@@ -225,7 +270,13 @@ class BM25Retriever(Stage):
 
     def transform(self, inp: StageInput) -> Run:
         queries = queries_of(inp, "bm25")
-        results = self.search(list(queries.texts))
+        weighted = isinstance(queries, WeightedQueries)
+        if weighted:  # expanded queries (rm3, bo1): a fresh search of the whole index, weights used up
+            _check_analyzer(queries, self.analyzer)
+            results = self.search_weighted(queries.term_weights)
+            queries = queries.plain()
+        else:
+            results = self.search(list(queries.texts))
         # emit queries in qid (string) order: bm25s already sorts each list by score, so the Run
         # usually finds its rows in canonical order and skips its own sort
         order = sorted(range(len(queries)), key=lambda i: queries.qids[i])
@@ -234,7 +285,7 @@ class BM25Retriever(Stage):
         docids = np.concatenate([results[i][0] for i in order] or [np.array([], dtype="<U1")])
         scores = np.concatenate([results[i][1] for i in order] or [np.array([])])
         run = Run.from_unique_ranked(qids, docids, scores, name="bm25", queries=queries)
-        if isinstance(inp, Run):  # as a reranker stage: keep only documents the input run has
+        if isinstance(inp, Run) and not weighted:  # as a reranker stage: keep only the input's documents
             run = _restrict_to_input(run, inp)
         return run
 
@@ -284,6 +335,17 @@ class BM25Retriever(Stage):
                              path=path, fix="rebuild the index")
         retriever._docids = np.array(docids)
         return retriever
+
+
+def _check_analyzer(queries: WeightedQueries, analyzer: dict[str, Any]) -> None:
+    """Refuse weighted terms made by another tokenisation: they would silently match nothing."""
+    if not queries.analyzer:
+        return
+    diff = [key for key in ANALYZER_KEYS if key in queries.analyzer and queries.analyzer[key] != analyzer[key]]
+    if diff:
+        shown = ", ".join(f"{key}={queries.analyzer[key]!r} vs {analyzer[key]!r}" for key in diff)
+        raise InputError(f"bm25: the expanded queries were tokenised differently from this index ({shown})",
+                         fix="give the expansion stage (rm3, bo1) the same " + "/".join(diff) + " as bm25")
 
 
 def _restrict_to_input(run: Run, inp: Run) -> Run:
