@@ -150,3 +150,23 @@ def test_misuse_is_refused(ctx, tiny_collection):
         build("rm3", context=Context())
     with pytest.raises(InputError, match="tokenised differently.*stemmer"):
         parse_pipeline("bm25 >> rm3 >> bm25(stemmer=None)", ctx)(queries)
+
+
+def test_experiment_file_and_cli_accept_expansion_pipelines(tiny_collection, tmp_path, capsys):
+    from rankstack.cli import main
+    from rankstack.recipes.experiment import run_experiment
+
+    toml = tmp_path / "exp.toml"
+    toml.write_text(f'collection = "{tiny_collection}"\nmeasures = ["nDCG@10"]\npermutations = 100\n'
+                    '[pipelines]\nbm25 = "bm25"\nrm3 = "bm25 % 2 >> rm3(fb_docs=2, max_df=1.0) >> bm25"\n'
+                    'bo1 = "bm25 >> bo1(fb_docs=2) >> bm25"\n')
+    result = run_experiment(toml, cache_dir=None)
+    assert set(result.runs) == {"bm25", "rm3", "bo1"}
+    assert len(result.runs["rm3"].for_query("q1")[0]) > 2  # a fresh search, not the 2 feedback documents
+    out = tmp_path / "rm3.run"
+    assert main(["retrieve", "--collection", str(tiny_collection), "--split", "test", "--retriever",
+                 "bm25 % 2 >> rm3(fb_docs=2, fb_terms=5, max_df=1.0) >> bm25", "--out", str(out)]) == 0
+    assert {line.split()[0] for line in out.read_text().splitlines()} == {"q1", "q2", "q3"}
+    assert main(["retrieve", "--collection", str(tiny_collection), "--retriever", "bm25 >> rm3(fb_docs=-1)",
+                 "--out", str(tmp_path / "x.run")]) == 2
+    assert "rm3: fb_docs must be a positive integer" in capsys.readouterr().err
