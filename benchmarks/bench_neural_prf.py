@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--lol-weight", type=float, default=1.0)
+    ap.add_argument("--lol-detach", action="store_true", help="variant: stop-gradient on the shallower loss")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
     args = ap.parse_args()
@@ -51,10 +52,10 @@ def main() -> None:
                                               lambda q, fb, m: rocchio(q, fb))],
     }
     seconds: dict[str, list[float]] = {}
-    for name, weight in (("neural PRF, no LoL", 0.0), (f"neural PRF + LoL (alpha={args.lol_weight:g})",
-                                                       args.lol_weight)):
+    lol_name = f"neural PRF + LoL (a={args.lol_weight:g}{', detach' if args.lol_detach else ''})"
+    for name, weight in (("neural PRF, no LoL", 0.0), (lol_name, args.lol_weight)):
         for seed in args.seeds:
-            out = train(replace(base, lol_weight=weight, seed=seed), data)
+            out = train(replace(base, lol_weight=weight, seed=seed, lol_detach=args.lol_detach), data)
             seconds.setdefault(name, []).append(out.seconds)
             rows.setdefault(name, []).append(
                 evaluate_depths(dense, queries, qrels, args.depths, out.model.revise))
@@ -63,7 +64,7 @@ def main() -> None:
 
     print(f"\nnDCG@10 on {args.collection} test ({len(queries)} queries), by feedback depth; "
           f"mean over {len(args.seeds)} seeds [min-max]")
-    print(f"{'run':38s}" + "".join(f"{'k=' + str(d):>22s}" for d in args.depths) + "   monotone?")
+    print(f"{'run':38s}" + "".join(f"{'k=' + str(d):>24s}" for d in args.depths) + "   monotone?")
     summary = {}
     for name, results in rows.items():
         cells, means = [], []
@@ -74,7 +75,7 @@ def main() -> None:
         mono = all(b >= a - 1e-4 for a, b in zip(means, means[1:]))
         summary[name] = {"mean": dict(zip(args.depths, means)), "runs": results,
                          "train_seconds": seconds.get(name)}
-        print(f"{name:38s}" + "".join(f"{c:>22s}" for c in cells) + f"   {'yes' if mono else 'no'}")
+        print(f"{name:38s}" + "".join(f"{c:>24s}" for c in cells) + f"   {'yes' if mono else 'no'}")
     for name, s in seconds.items():
         print(f"training time {name}: {np.mean(s):.1f}s per model ({args.epochs} epochs, {args.threads} thread(s))")
     if args.json:

@@ -13,7 +13,9 @@ so the total objective is ``sum_i L_i / m + alpha * LoL`` (the recipe's ``lol_we
 The regulariser is zero exactly when losses do not grow with depth; its gradient pushes the deeper
 revision's loss down and the shallower one's up (both sides stay differentiable, as in the paper,
 which regularises the losses themselves). Averaging over pairs (rather than summing) keeps alpha
-comparable across numbers of depths; that normalisation is our choice.
+comparable across numbers of depths; that normalisation is our choice. ``detach_shallower=True`` is
+our variant (not the paper's): the shallower revision's loss is a constant target, so the penalty can
+only improve the deeper revision and never makes the shallower one worse to close the gap.
 
 It is not a ``loss(scores[B, L], labels, mask)`` (it takes per-revision losses ``[B, m]``), so it is
 a plain function, not a registered loss.
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 
-def lol_regularizer(losses: Tensor, mask: Tensor | None = None, margin: float = 0.0) -> Tensor:
+def lol_regularizer(losses: Tensor, mask: Tensor | None = None, margin: float = 0.0,
+                    detach_shallower: bool = False) -> Tensor:
     """The LoL penalty for ``losses[B, m]``: column ``i`` is the loss of the revision made from the
     ``i``-th smallest feedback depth. ``mask[B, m]`` (True = present) drops revisions a query lacks
     (e.g. fewer feedback documents than a depth). Returns a scalar (mean over queries with a pair).
@@ -51,7 +54,8 @@ def lol_regularizer(losses: Tensor, mask: Tensor | None = None, margin: float = 
     elif tuple(mask.shape) != tuple(losses.shape):
         raise InputError(f"lol_regularizer: mask shape {tuple(mask.shape)} != losses shape {tuple(losses.shape)}")
     i, j = torch.triu_indices(m, m, offset=1, device=losses.device)
-    diff = losses[:, j] - losses[:, i] + margin          # [B, pairs]: deeper minus shallower
+    shallow = losses[:, i].detach() if detach_shallower else losses[:, i]
+    diff = losses[:, j] - shallow + margin               # [B, pairs]: deeper minus shallower
     valid = mask[:, i] & mask[:, j]
     hinge = torch.where(valid, torch.relu(diff), torch.zeros_like(diff))
     pairs = valid.sum(-1)

@@ -45,6 +45,7 @@ class NeuralPRFConfig:
     depths: list[int] = option([1, 3, 5, 10], help="feedback depths revised in parallel (ascending)")
     lol_weight: float = option(1.0, help="weight of the LoL regulariser (0 = without LoL)")
     lol_margin: float = option(0.0, help="LoL hinge margin")
+    lol_detach: bool = option(False, help="variant: treat the shallower revision's loss as a constant")
     loss: str = option("listnet(temperature=0.05)", metavar="SPEC", help="ranking loss from rankstack.losses")
     negatives: int = option(30, help="hard negatives per query from the dense top 100")
     epochs: int = option(20, help="passes over the training queries")
@@ -177,7 +178,8 @@ def train(config: NeuralPRFConfig, data: PRFData) -> NeuralPRFOutcome:
                                                           t["cand_mask"][b][i:i + 1]) for i in range(len(b))]))
                 losses = torch.stack(per_depth, dim=1)              # [B, m]
                 rank = losses.mean()
-                lol = lol_regularizer(losses, margin=config.lol_margin) if len(config.depths) > 1 \
+                lol = lol_regularizer(losses, margin=config.lol_margin,
+                                      detach_shallower=config.lol_detach) if len(config.depths) > 1 \
                     else rank * 0.0
                 total = rank + config.lol_weight * lol
                 opt.zero_grad()

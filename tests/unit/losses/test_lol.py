@@ -50,6 +50,11 @@ def test_gradient_pushes_the_deeper_loss_down_and_the_shallower_up():
     losses = torch.tensor([[1.0, 2.0]], requires_grad=True)  # deeper revision is worse
     lol_regularizer(losses).backward()
     assert losses.grad.tolist() == [[-1.0, 1.0]]
+    detached = torch.tensor([[1.0, 2.0]], requires_grad=True)  # variant: only the deeper one moves
+    out = lol_regularizer(detached, detach_shallower=True)
+    assert float(out.detach()) == 1.0
+    out.backward()
+    assert detached.grad.tolist() == [[0.0, 1.0]]
     ok = torch.tensor([[2.0, 1.0]], requires_grad=True)     # deeper is better: no gradient at all
     lol_regularizer(ok).backward()
     assert ok.grad.tolist() == [[0.0, 0.0]]
