@@ -87,7 +87,7 @@ def test_weighted_bm25_equals_bm25_on_query_term_counts(tiny_collection):
     weighted = bm25.search_weighted([tuple(Counter(t).items()) for t in bm25.tokenize(texts)])
     for (d1, s1), (d2, s2) in zip(plain, weighted):
         assert d1.tolist() == d2.tolist()
-        np.testing.assert_allclose(s1, s2, rtol=1e-6)
+        np.testing.assert_allclose(s1, s2, rtol=1e-5)  # bm25s sums in float32, search_weighted in float64
     # a weight scales a term's contribution linearly
     one = bm25.search_weighted([(("purr", 1.0),)])[0]
     three = bm25.search_weighted([(("purr", 3.0),)])[0]
