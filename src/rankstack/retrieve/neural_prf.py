@@ -92,8 +92,9 @@ class NeuralPRFModel:
         self.max_fb = _positive_int("max_fb", max_fb)
         self.encoder_id = encoder_id
         self.info = dict(info or {})
-        torch.manual_seed(seed)
-        self.net = _net_class()(self.dim, self.hidden, self.max_fb)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.manual_seed(seed)
+            self.net = _net_class()(self.dim, self.hidden, self.max_fb)
 
     def check_depth(self, k: int) -> None:
         _positive_int("fb_docs", k)
