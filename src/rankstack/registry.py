@@ -40,6 +40,7 @@ COMPONENT_MODULES: list[str] = [
     "rankstack.retrieve.fusion",
     "rankstack.retrieve.prf",
     "rankstack.retrieve.prf_dense",
+    "rankstack.retrieve.neural_prf",
     "rankstack.retrieve.pq",
     "rankstack.encode.sentence_transformers",
     "rankstack.encode.onnx",

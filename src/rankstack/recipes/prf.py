@@ -211,14 +211,17 @@ def _jsonable(config: NeuralPRFConfig) -> dict[str, Any]:
 
 def run(config: NeuralPRFConfig) -> NeuralPRFOutcome:
     """Prepare the data, train, and save the model to ``config.out`` if given."""
+    from rankstack.data.beir import Collection, default_data_root
+    from rankstack.storage import check_output_folder
+
+    coll = Collection(config.collection, data_root=config.data_root)
+    inputs = (coll.path, Path(config.data_root) if config.data_root else default_data_root())
+    if config.out is not None:  # refuse a bad --out before minutes of work
+        check_output_folder(config.out, overwrite=config.overwrite, inputs=inputs)
     dense = dense_retriever(config)
     outcome = train(config, prepare(config, dense))
     if config.out is not None:
-        from rankstack.data.beir import Collection, default_data_root
-
-        coll = Collection(config.collection, data_root=config.data_root)
-        root = Path(config.data_root) if config.data_root else default_data_root()
-        outcome.model.save(config.out, overwrite=config.overwrite, inputs=(coll.path, root))
+        outcome.model.save(config.out, overwrite=config.overwrite, inputs=inputs)
         outcome.out = Path(config.out)
     return outcome
 
