@@ -16,6 +16,7 @@ from rankstack.pipeline.expression import parse_pipeline  # noqa: E402
 from rankstack.registry import Context, register  # noqa: E402
 from rankstack.retrieve.dense import DenseIndex, DenseRetriever, default_nlist  # noqa: E402
 from rankstack.types import Queries, Run  # noqa: E402
+from tests.fixtures.beir import TOPIC_WORDS, write_topic_corpus  # noqa: E402
 
 
 class HashEncoder(Encoder):
@@ -43,23 +44,13 @@ def _hash_encoder(precision: str = "auto", threads: int = 0, batch_size: int = 3
     return HashEncoder(batch_size=batch_size)
 
 
-TOPICS = ["brain", "cancer", "virus", "heart", "gene", "protein", "blood", "drug"]
+TOPICS = TOPIC_WORDS
 
 
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coll")
-    rng = np.random.default_rng(1)
-    with open(root / "corpus.jsonl", "w") as fh:
-        for i in range(400):
-            words = rng.choice(TOPICS, 3).tolist() + [f"w{rng.integers(50)}" for _ in range(4)]
-            fh.write(json.dumps({"_id": f"d{i}", "title": "", "text": " ".join(words)}) + "\n")
-    with open(root / "queries.jsonl", "w") as fh:
-        for j, t in enumerate(TOPICS):
-            fh.write(json.dumps({"_id": f"q{j}", "text": f"{t} {TOPICS[(j + 1) % 8]}"}) + "\n")
-    (root / "qrels").mkdir()
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" +
-                                             "".join(f"q{j}\td{j}\t1\n" for j in range(8)))
+    root = write_topic_corpus(tmp_path_factory.mktemp("coll"), n_docs=400, seed=1, noise_vocab=50,
+                              noise_tokens=4, query_shift=1)
     return Collection(root)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -17,8 +16,9 @@ from rankstack.registry import Context, register  # noqa: E402
 from rankstack.retrieve.dense import DenseIndex, DenseRetriever  # noqa: E402
 from rankstack.retrieve.prf_dense import DensePRF, rocchio  # noqa: E402
 from rankstack.types import Queries, Run  # noqa: E402
+from tests.fixtures.beir import TOPIC_WORDS, write_topic_corpus  # noqa: E402
 
-WORDS = ["brain", "cancer", "virus", "heart", "gene", "protein", "blood", "drug"]
+WORDS = TOPIC_WORDS
 
 
 class WordEncoder(Encoder):
@@ -47,18 +47,8 @@ def _word_encoder(precision: str = "auto", threads: int = 0, batch_size: int = 3
 
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coll")
-    rng = np.random.default_rng(3)
-    with open(root / "corpus.jsonl", "w") as fh:
-        for i in range(60):
-            words = rng.choice(WORDS, 3).tolist() + [f"w{rng.integers(20)}" for _ in range(3)]
-            fh.write(json.dumps({"_id": f"d{i}", "title": "", "text": " ".join(words)}) + "\n")
-    with open(root / "queries.jsonl", "w") as fh:
-        for j, t in enumerate(WORDS):
-            fh.write(json.dumps({"_id": f"q{j}", "text": f"{t} {WORDS[(j + 3) % 8]}"}) + "\n")
-    (root / "qrels").mkdir()
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" +
-                                             "".join(f"q{j}\td{j}\t1\n" for j in range(8)))
+    root = write_topic_corpus(tmp_path_factory.mktemp("coll"), n_docs=60, seed=3, noise_vocab=20,
+                              noise_tokens=3, query_shift=3)
     return Collection(root)
 
 
