@@ -165,4 +165,4 @@ def write_letor(data: LetorData, path: str | Path) -> None:
     for q, d, y, row in zip(data.qids.tolist(), data.docids.tolist(), data.labels.tolist(), data.features):
         feats = " ".join(f"{i + 1}:{v:.6g}" for i, v in enumerate(row.tolist()))
         lines.append(f"{y} qid:{q} {feats} #docid = {d}\n")
-    atomic_write_text(path, "".join(lines))
+    atomic_write_text(path, "".join(lines), kind="letor")

@@ -68,7 +68,7 @@ def write_run(run: Run, path: str | Path, tag: str | None = None) -> None:
         if bad:
             raise InputError(f"{d} id {bad[0]!r} is empty or contains white space; TREC files "
                              "cannot hold it", path=path)
-    atomic_write_text(path, format_run(run, tag))
+    atomic_write_text(path, format_run(run, tag), kind="trec-run")
 
 
 def read_trec_qrels(path: str | Path) -> Qrels:
@@ -116,4 +116,5 @@ def _parse_relevance(text: str, path: Path, number: int) -> int:
 
 def write_trec_qrels(qrels: Qrels, path: str | Path) -> None:
     atomic_write_text(path, "".join(f"{q} 0 {d} {r}\n" for q, d, r in
-                                    zip(qrels.qids.tolist(), qrels.docids.tolist(), qrels.relevance.tolist())))
+                                    zip(qrels.qids.tolist(), qrels.docids.tolist(), qrels.relevance.tolist())),
+                      kind="qrels")

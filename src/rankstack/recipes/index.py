@@ -207,5 +207,5 @@ def run_evaluate(config: EvaluateConfig, *, progress: bool = True) -> EvaluateOu
             comparison.to_csv(config.per_query)
     if config.json:
         payload = {name: dict(ev.mean) for name, ev in results.items()}
-        atomic_write_text(config.json, json.dumps(payload, indent=2) + "\n", inputs=inputs)
+        atomic_write_text(config.json, json.dumps(payload, indent=2) + "\n", inputs=inputs, kind="json")
     return EvaluateOutcome(results, comparison)

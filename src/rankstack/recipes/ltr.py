@@ -113,7 +113,7 @@ def run(config: CVConfig, *, progress: bool = True) -> CVOutcome:
         payload = {r.model: r.to_dict() for r in results}
         payload["comparison"] = comparison.to_dict()
     if config.json is not None:
-        atomic_write_text(config.json, json.dumps(payload, indent=2) + "\n", inputs=inputs)
+        atomic_write_text(config.json, json.dumps(payload, indent=2) + "\n", inputs=inputs, kind="json")
     return CVOutcome(results, comparison, payload)
 
 

@@ -191,7 +191,8 @@ def run(config: RerankerTrainConfig, *, progress: bool | None = True) -> TrainRe
     if config.report is not None:
         import json
 
-        atomic_write_text(config.report, json.dumps(report.to_dict(), indent=2) + "\n", inputs=inputs)
+        atomic_write_text(config.report, json.dumps(report.to_dict(), indent=2) + "\n", inputs=inputs,
+                          kind="json")
     return report
 
 

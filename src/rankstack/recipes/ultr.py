@@ -148,7 +148,7 @@ def run_train(config: TrainConfig, *, progress: bool = True) -> TrainOutcome:
         result["model"] = str(config.out)
     outcome = TrainOutcome(result, model)
     if config.json is not None:
-        atomic_write_text(config.json, outcome.to_json() + "\n", inputs=inputs)
+        atomic_write_text(config.json, outcome.to_json() + "\n", inputs=inputs, kind="json")
     return outcome
 
 

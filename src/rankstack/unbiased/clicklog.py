@@ -201,7 +201,7 @@ def read_clicklog(path: str | Path) -> ClickLog:
 def write_clicklog(log: ClickLog, path: str | Path) -> None:
     """Write ``log`` as JSONL atomically (temporary file + rename)."""
     lines = [json.dumps(s, separators=(",", ":")) for s in log.sessions()]
-    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""), kind="jsonl")
 
 
 def meta_path(path: str | Path) -> Path:
@@ -211,7 +211,7 @@ def meta_path(path: str | Path) -> Path:
 
 
 def write_meta(path: str | Path, meta: Mapping[str, Any]) -> None:
-    atomic_write_text(meta_path(path), json.dumps(dict(meta), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(meta_path(path), json.dumps(dict(meta), indent=2, sort_keys=True) + "\n", kind="json")
 
 
 def read_meta(path: str | Path) -> dict[str, Any] | None:
