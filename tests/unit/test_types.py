@@ -20,7 +20,9 @@ def test_run_is_immutable():
     run = Run.from_dict({"q": {"a": 1.0}})
     with pytest.raises(ValueError):
         run.scores[0] = 3.0
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         run.name = "other"  # type: ignore[misc]
 
 
