@@ -173,7 +173,7 @@ class Comparison:
                 s = self.stats[m][r]
                 for q in self.queries:
                     w.writerow([r, q, m, repr(s.per_query[q]), repr(base[q]), repr(s.per_query_delta[q])])
-        atomic_write_text(path, buf.getvalue())
+        atomic_write_text(path, buf.getvalue(), kind="per-query-csv")
 
 
 def _format_value(measure: str, value: float, digits: int) -> str:

@@ -263,4 +263,4 @@ def _single_csv(result: ExperimentResult, path: Path) -> None:
         for m in ev.measures:
             for q in ev.queries:
                 w.writerow([name, q, m, repr(ev.per_query[m][q])])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue(), kind="per-query-csv")

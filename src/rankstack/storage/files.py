@@ -1,9 +1,9 @@
 """Atomic single-file writes: a temporary sibling, fsync, one rename; the umask applies.
 
 A file output may only replace a file of its own kind: ``kind`` names a format (``trec-run``,
-``qrels``, ``json``, ``jsonl``, ``letor``) whose first line an existing file must look like, so
-``--out notes.txt`` never destroys someone's notes. Formats without a recognisable first line (CSV
-tables, HTML reports, plots) are written into output folders whose own checks protect them.
+``qrels``, ``json``, ``jsonl``, ``letor``, ``per-query-csv``) whose first line an existing file must
+look like, so ``--out notes.txt`` never destroys someone's notes. HTML reports, plots and tables are
+written into output folders whose own checks protect them.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ SNIFFERS: dict[str, Callable[[str], bool]] = {
     "json": lambda line: line.lstrip().startswith(("{", "[")),
     "jsonl": lambda line: line.lstrip().startswith("{"),
     "letor": _letor,
+    "per-query-csv": lambda line: line.startswith("run,qid,measure,value"),
 }
 
 

@@ -15,6 +15,7 @@ from rankstack.storage import atomic_write_text
     ("json", '{"a": 1}\n', "not json\n"),
     ("jsonl", '{"qid": "q"}\n', "[1, 2]\n"),
     ("letor", "2 qid:10 1:0.5 # docid = a\n", "label,qid\n"),
+    ("per-query-csv", "run,qid,measure,value\nbm25,q1,AP,0.5\n", "name,grade\nann,A\n"),
 ])
 def test_replaces_its_own_kind_and_refuses_others(tmp_path, kind, good, bad):
     own, other, empty = tmp_path / "own", tmp_path / "other", tmp_path / "empty"
