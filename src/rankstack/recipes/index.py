@@ -161,6 +161,9 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         if self.qrels is None and self.collection is None:
             raise InputError("give --collection (with --split) or --qrels")
+        if self.per_query is not None and self.baseline is None:
+            raise InputError("--per-query needs --baseline (its rows are deltas against the baseline run)",
+                             fix="add --baseline RUN_NAME (a run file's stem)")
 
 
 @dataclass
@@ -183,14 +186,13 @@ def run_evaluate(config: EvaluateConfig, *, progress: bool = True) -> EvaluateOu
     from rankstack.evaluate import compare, evaluate
     from rankstack.storage import atomic_write_text, check_output_file
 
-    inputs = [*config.runs, *([config.qrels] if config.qrels else [])]
+    collection = None if config.qrels is not None else Collection(config.collection, data_root=config.data_root)
+    inputs = [*config.runs, *([config.qrels] if config.qrels else []),
+              *(_inputs(collection, config.data_root) if collection is not None else [])]
     for out in (config.json, config.per_query):
         if out is not None:
             check_output_file(out, inputs)
-    if config.qrels is not None:
-        qrels = read_qrels(config.qrels)
-    else:
-        qrels = Collection(config.collection, data_root=config.data_root).qrels(config.split)
+    qrels = read_qrels(config.qrels) if collection is None else collection.qrels(config.split)
     runs = {}
     for path in config.runs:
         r = read_run(path)

@@ -74,3 +74,17 @@ def test_retrieve_k_above_1000_is_not_capped(deep_collection: Path, tmp_path: Pa
     with pytest.raises(InputError):  # never over an input
         run_retrieve(RetrieveConfig(collection=str(deep_collection), out=deep_collection / "corpus.jsonl",
                                     cache_dir=None))
+
+
+def test_evaluate_per_query_without_baseline_is_refused_not_ignored(tiny_collection, tmp_path, capsys):
+    from rankstack.cli import main
+
+    run = tmp_path / "bm25.run"
+    assert main(["retrieve", "--collection", str(tiny_collection), "--cache-dir", "none", "--out", str(run)]) == 0
+    capsys.readouterr()
+    code = main(["evaluate", "--collection", str(tiny_collection), str(run), "--per-query", str(tmp_path / "pq.csv")])
+    assert code == 2 and "--per-query needs --baseline" in capsys.readouterr().err
+    code = main(["evaluate", "--collection", str(tiny_collection), str(run),
+                 "--json", str(tiny_collection / "results.json")])
+    assert code == 2 and "inside the input" in capsys.readouterr().err
+    assert not (tiny_collection / "results.json").exists()
