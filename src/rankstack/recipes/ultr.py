@@ -285,9 +285,14 @@ class StudyOutcome:
 
 
 def run(config: StudyConfig, *, progress: bool = True) -> StudyOutcome:
-    """Run every (fold, eta) of ``config``; write ``results.json``, ``report.md`` and propensity PNGs."""
+    """Run every (fold, eta) of ``config``; write ``results.json``, ``report.md`` and propensity PNGs.
+
+    The output folder is a ``ultr-study`` artefact: written crash-safely, it replaces only an earlier
+    study folder, never a folder of anything else. ``results.partial.jsonl`` grows in the hidden
+    temporary folder while the study runs.
+    """
     from rankstack.ltr.data import letor_folds
-    from rankstack.storage import atomic_write_text
+    from rankstack.storage import atomic_directory, atomic_write_text, write_manifest
     from rankstack.unbiased.propensity import plot_propensities, propensity_table
     from rankstack.unbiased.study import ndcg_table, summarise
 
@@ -301,23 +306,26 @@ def run(config: StudyConfig, *, progress: bool = True) -> StudyOutcome:
     if bad:
         raise InputError(f"fold(s) {bad} do not exist (there are {len(folds)})",
                          fix=f"choose fold ids in 1..{len(folds)}")
-    results = []
-    for eta in config.etas:
-        for i in config.fold_ids:
-            results.append(run_fold(by_index[i], float(eta), config))
-            atomic_write_text(out_dir / "results.partial.jsonl", "".join(json.dumps(x) + "\n" for x in results),
-                              inputs=inputs)
-    summary = summarise(results)
-    report = [f"# ULTR study ({config.click_model}, {config.sessions} sessions, folds {config.fold_ids}, "
-              f"logging policy {config.production})", "", ndcg_table(summary), ""]
-    for eta, s in summary.items():
-        if s["true_propensities"] is None or not s["propensities"]:
-            continue
-        report += [f"## Relative propensities, eta={eta} (mean over folds)", "",
-                   propensity_table(s["true_propensities"], s["propensities"]), ""]
-        plot_propensities(s["true_propensities"], s["propensities_per_fold"], out_dir / f"propensities_eta{eta}.png",
-                          title=f"{config.click_model} eta={eta}: p_k/p_1 (mean, min-max over folds)")
-    payload = {"config": config.to_dict(), "summary": summary, "runs": results}
-    atomic_write_text(out_dir / "results.json", json.dumps(payload, indent=1) + "\n", inputs=inputs)
-    atomic_write_text(out_dir / "report.md", "\n".join(report), inputs=inputs)
+    with atomic_directory(out_dir, overwrite=True, inputs=inputs) as tmp:
+        results = []
+        for eta in config.etas:
+            for i in config.fold_ids:
+                results.append(run_fold(by_index[i], float(eta), config))
+                atomic_write_text(tmp / "results.partial.jsonl", "".join(json.dumps(x) + "\n" for x in results),
+                                  inputs=inputs)
+        summary = summarise(results)
+        report = [f"# ULTR study ({config.click_model}, {config.sessions} sessions, folds {config.fold_ids}, "
+                  f"logging policy {config.production})", "", ndcg_table(summary), ""]
+        for eta, s in summary.items():
+            if s["true_propensities"] is None or not s["propensities"]:
+                continue
+            report += [f"## Relative propensities, eta={eta} (mean over folds)", "",
+                       propensity_table(s["true_propensities"], s["propensities"]), ""]
+            plot_propensities(s["true_propensities"], s["propensities_per_fold"], tmp / f"propensities_eta{eta}.png",
+                              title=f"{config.click_model} eta={eta}: p_k/p_1 (mean, min-max over folds)")
+        payload = {"config": config.to_dict(), "summary": summary, "runs": results}
+        atomic_write_text(tmp / "results.json", json.dumps(payload, indent=1) + "\n", inputs=inputs)
+        atomic_write_text(tmp / "report.md", "\n".join(report), inputs=inputs)
+        (tmp / "results.partial.jsonl").unlink(missing_ok=True)
+        write_manifest(tmp, "ultr-study", 1, {"click_model": config.click_model, "sessions": config.sessions})
     return StudyOutcome(payload, out_dir)

@@ -84,3 +84,15 @@ def test_study_and_train_on_tiny_folds(letor_folder: Path, tmp_path: Path, one_t
     assert json.loads((tmp_path / "ips.json").read_text())["nDCG@10"] == res["nDCG@10"]
     with pytest.raises(InputError, match="not 'logged', 'swap' or numbers"):
         ultr.run_train(TrainConfig(clicks=log, folds=[str(letor_folder)], estimator="ips", propensities="x1"))
+
+
+def test_study_output_never_replaces_a_foreign_folder(tmp_path, letor_folder):
+    from rankstack.recipes.ultr import StudyConfig, run
+
+    foreign = tmp_path / "thesis"
+    foreign.mkdir()
+    (foreign / "report.md").write_text("my own report")
+    cfg = StudyConfig(folds=[str(letor_folder)], out=foreign)
+    with pytest.raises(InputError, match="is not a rankstack artefact; refusing"):
+        run(cfg)
+    assert (foreign / "report.md").read_text() == "my own report"
