@@ -38,7 +38,22 @@ def register(sub) -> None:
                  PRF_EXAMPLE)
     add_arguments(n, NeuralPRFConfig)
     n.set_defaults(func=run_neural_prf)
+    _register_more(what)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _register_more(what) -> None:
+    """Other ``train WHAT`` sub-verbs live in ``cli/_train_<what>.py`` modules exposing
+    ``register_train(what)``; they are discovered, so adding one never edits this file."""
+    import importlib
+    import pkgutil
+
+    import rankstack.cli as cli_package
+
+    for info in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda m: m.name):
+        if info.name.startswith("_train_"):
+            module = importlib.import_module(f"rankstack.cli.{info.name}")
+            module.register_train(what)
 
 
 def _loss_args_error(loss: str, text: str) -> InputError:
