@@ -86,6 +86,13 @@ class RerankerTrainConfig:
     time_budget_minutes: float | None = option(None, flag="--time-budget", metavar="MINUTES",
                                                help="stop training after this many minutes (keeps the best "
                                                     "validated state)")
+    lora_rank: int | None = option(None, help="train LoRA adapters of this rank instead of every weight (none: full "
+                                               "fine-tuning); --out then holds an adapter (Hu et al., 2021)")
+    lora_alpha: float | None = option(None, help="LoRA scale alpha (update scaled by alpha/rank; none: 2 x rank)")
+    lora_dropout: float = option(0.1, help="dropout on the LoRA adapters' input")
+    lora_targets: str = option("query,value", metavar="NAMES", help="comma-separated linear layers that get LoRA "
+                                                                    "adapters (the fresh head is trained fully)")
+    lora_merge: bool = option(False, help="with --lora-rank: save the merged full model instead of the adapter")
     checkpoint_dir: Path | None = option(None, help="also keep the trainer's best checkpoint there")
     report: Path | None = option(None, help="write the training report as JSON")
     cache_dir: Path | None = option(Path(".cache/rankstack"), help="where indexes and stage outputs are cached "
@@ -104,6 +111,20 @@ class RerankerTrainConfig:
         from rankstack.losses import get_loss
 
         get_loss(loss_spec(self.loss))  # an unknown loss or argument fails before any work
+        if self.lora_rank is not None:
+            lora_settings(self)  # a bad rank, alpha, dropout or target list fails here too
+        elif self.lora_merge:
+            raise InputError("--lora-merge needs --lora-rank", fix="add --lora-rank 8, or drop --lora-merge")
+
+
+def lora_settings(cfg: Any, head: tuple[str, ...] = ()) -> Any:
+    """The config's LoRA options as :class:`rankstack.train.lora.LoraSettings` (None without --lora-rank)."""
+    if cfg.lora_rank is None:
+        return None
+    from rankstack.train.lora import LoraSettings
+
+    return LoraSettings(rank=cfg.lora_rank, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                        targets=cfg.lora_targets, modules_to_save=head)
 
 
 def loss_spec(text: str) -> str | dict[str, Any]:
@@ -132,6 +153,7 @@ class TrainReport:
     stopped_early: bool
     stopped_by_budget: bool = False
     split: str = "train"
+    parameters: dict[str, int] | None = None  # {"trainable": n, "total": n}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,6 +191,9 @@ def run(config: RerankerTrainConfig, *, progress: bool | None = True) -> TrainRe
     collection = Collection(config.collection, data_root=config.data_root)
     inputs = _inputs(config, collection)
     # fail before minutes of training, not at the save (which checks again under its lock)
+    adapter_out = config.lora_rank is not None and not config.lora_merge
+    if adapter_out:
+        from rankstack.rerank.lora import ADAPTER_KIND as KIND  # noqa: N811 - --out holds an adapter
     check_output_folder(config.out, kind=KIND, overwrite=config.overwrite, inputs=inputs)
     if config.checkpoint_dir is not None:
         check_output_folder(config.checkpoint_dir, kind=CHECKPOINT_KIND, overwrite=True, inputs=inputs)
@@ -183,11 +208,22 @@ def run(config: RerankerTrainConfig, *, progress: bool | None = True) -> TrainRe
                          seconds=time.perf_counter() - t0, precision=fitted.fit.precision,
                          best_validation=fitted.fit.best_value, validation_history=fitted.validation_history,
                          filter_report=fitted.filter_report, stopped_early=fitted.fit.stopped_early,
-                         stopped_by_budget=fitted.fit.stopped_by_budget, split=config.split)
+                         stopped_by_budget=fitted.fit.stopped_by_budget, split=config.split,
+                         parameters=fitted.parameters)
     training = {"config": to_dict(config), "trainer": fitted.trainer_config, "collection": str(collection.path),
                 "split": config.split, "report": report.to_dict(), "history": fitted.fit.history}
-    save_cross_encoder(fitted.model, fitted.tokenizer, config.out, max_length=config.max_length,
-                       base_model=fitted.base_model, training=training, overwrite=config.overwrite)
+    if adapter_out:
+        from rankstack.rerank.cross_encoder import base_model_path
+        from rankstack.rerank.lora import save_adapter
+
+        save_adapter(fitted.model, config.out, family="cross-encoder", base_model=config.base_model,
+                     base_path=base_model_path(config.base_model), training=training, overwrite=config.overwrite,
+                     inputs=inputs, params={"max_length": config.max_length, "lora": fitted.lora,
+                                            "parameters": fitted.parameters})
+    else:
+        model = fitted.model.merge_and_unload() if config.lora_rank is not None else fitted.model
+        save_cross_encoder(model, fitted.tokenizer, config.out, max_length=config.max_length,
+                           base_model=fitted.base_model, training=training, overwrite=config.overwrite)
     if config.report is not None:
         import json
 

@@ -51,6 +51,8 @@ class Fitted:
     pairs_per_epoch: int
     filter_report: dict[str, Any] | None
     validation_history: list[float] = field(default_factory=list)
+    parameters: dict[str, int] | None = None  # {"trainable": n, "total": n}
+    lora: dict[str, Any] | None = None  # the LoRA settings, when --lora-rank was given
 
 
 def prepare(cfg: Any, collection: Any) -> TrainingData:
@@ -115,6 +117,7 @@ def train(cfg: Any, collection: Any, data: TrainingData, *, progress: bool | Non
     from rankstack.rerank.cross_encoder import CrossEncoderReranker
     from rankstack.train.curriculum import Curriculum
     from rankstack.train.negatives import first_stage_run
+    from rankstack.train.lora import parameter_counts
     from rankstack.train.trainer import Trainer
 
     import torch
@@ -125,7 +128,8 @@ def train(cfg: Any, collection: Any, data: TrainingData, *, progress: bool | Non
         torch.manual_seed(cfg.seed)
         reranker = CrossEncoderReranker(cfg.base_model, documents=collection, max_length=cfg.max_length,
                                         precision=cfg.precision, threads=cfg.threads)
-    hf_model, tokenizer = reranker.model, reranker.tokenizer
+        lora = _lora(cfg, reranker.model)
+    hf_model, tokenizer = reranker.model if lora is None else lora[0], reranker.tokenizer
     groups, filter_report = _filter(cfg, collection, data.groups)
     loss: Any = loss_spec(cfg.loss)
     if cfg.distill:
@@ -169,4 +173,17 @@ def train(cfg: Any, collection: Any, data: TrainingData, *, progress: bool | Non
     hf_model.eval()
     return Fitted(model=hf_model, tokenizer=tokenizer, base_model=reranker.base_model, fit=fit,
                   trainer_config=trainer.config(), groups=groups, pairs_per_epoch=pairs_per_epoch,
-                  filter_report=filter_report, validation_history=list(validator.history) if validator else [])
+                  filter_report=filter_report, validation_history=list(validator.history) if validator else [],
+                  parameters=parameter_counts(hf_model), lora=None if lora is None else lora[1])
+
+
+def _lora(cfg: Any, hf_model: Any) -> tuple[Any, dict[str, Any]] | None:
+    """With ``--lora-rank``: the model wrapped with LoRA adapters (base frozen, fresh head trained fully)."""
+    from rankstack.recipes.reranker import lora_settings
+    from rankstack.train.lora import add_lora
+
+    if getattr(cfg, "lora_rank", None) is None:
+        return None
+    head = tuple(dict.fromkeys(p.rstrip(".").rsplit(".", 1)[-1] for p in head_prefixes(hf_model)))
+    settings = lora_settings(cfg, head)
+    return add_lora(hf_model, settings, task_type="SEQ_CLS"), settings.to_dict()

@@ -115,6 +115,11 @@ class CrossEncoderReranker(PairScorer):
         require("transformers", "dense", "cross-encoder reranking")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from rankstack.rerank.lora import is_adapter, load_cross_encoder_adapter  # lazy: lora imports this module
+
+        if is_adapter(model):  # a LoRA adapter folder: its verified base with the update merged in
+            mod, tok, self.manifest, saved_len = load_cross_encoder_adapter(model, verify=verify)
+            return mod, tok, self.manifest["params"]["base_model"], saved_len
         path = base_model_path(model)
         saved_len = None
         base = str(path)
