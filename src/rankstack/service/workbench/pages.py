@@ -16,6 +16,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from rankstack.errors import InputError, RankstackError
+from rankstack.service.errors import FieldError, Overloaded, TimedOut
+from rankstack.service.state import MAX_QUERY_CHARS
 from rankstack.service.workbench.compare_view import change_label, compare_query
 from rankstack.service.workbench.experiments import Experiment, ExperimentStore, experiment_names
 from rankstack.service.workbench.render import render
@@ -125,7 +127,8 @@ def _search_context(request: Request) -> dict[str, Any]:
     service = _service(request)
     coll = getattr(service, "collection", None)
     return {"pipeline": getattr(service, "pipeline_spec", None), "collection": getattr(coll, "name", coll),
-            "has_experiments": bool(getattr(service, "experiments", None)), "max_k": MAX_K}
+            "has_experiments": bool(getattr(service, "experiments", None)), "max_k": MAX_K,
+            "max_chars": MAX_QUERY_CHARS}
 
 
 @router.get("/", name="wb_home")
@@ -145,18 +148,23 @@ async def search(request: Request):
         raise PageError(404, "this server has no pipeline to search (serve one: rankstack serve PIPELINE)")
     if not q.strip():
         return render(request, "search.html", status=400, q=q, k=k, hits=None, message="q: type a query", **ctx)
+    pool = getattr(request.app.state, "pool", None)   # the JSON API's bounded pool: pages shed load alike
     try:
-        hits = await run_in_threadpool(service.search, q, k)
-        if inspect.isawaitable(hits):
-            hits = await hits
+        if pool is not None:
+            hits = await pool.run(service.search, q, k)
+        else:
+            hits = await run_in_threadpool(service.search, q, k)
+    except FieldError as exc:
+        return render(request, "search.html", status=exc.status if 400 <= exc.status < 500 else 400, q=q, k=k,
+                      hits=None, message=f"{exc.field} {exc.problem}", **ctx)
     except InputError as exc:
         return render(request, "search.html", status=400, q=q, k=k, hits=None, message=exc.problem, **ctx)
-    except Exception as exc:  # noqa: BLE001 - HTTP errors of the service (busy, timeout) keep their status
-        status = getattr(exc, "status_code", None)
-        if not isinstance(status, int) or not 400 <= status < 600:
-            raise
-        detail = getattr(exc, "detail", None) or str(exc) or "the search failed"
-        return render(request, "search.html", status=status, q=q, k=k, hits=None, message=str(detail), **ctx)
+    except Overloaded as exc:
+        return render(request, "search.html", status=503, headers={"Retry-After": str(exc.retry_after)}, q=q, k=k,
+                      hits=None, message=f"the service is busy: try again in {exc.retry_after} s", **ctx)
+    except TimedOut as exc:
+        return render(request, "search.html", status=504, q=q, k=k, hits=None, message=f"search timed out: {exc}",
+                      **ctx)
     return render(request, "search.html", q=q, k=k, hits=list(hits), message=None, **ctx)
 
 
@@ -225,3 +233,10 @@ def query(request: Request, name: str, qid: str):
     return render(request, "query.html", exp=exp, qid=qid, text=coll.queries.get(qid, ""), a=a, b=b, k=k,
                   left=left, right=right, label=change_label, runs=runs, max_k=MAX_K,
                   n_relevant=sum(1 for g in judged.values() if g > 0), n_judged=len(judged))
+
+
+@router.get("/experiments/{rest:path}", name="wb_unknown")
+@_guarded
+def unknown(request: Request, rest: str):
+    """Anything else under /experiments (e.g. a name holding '/'): the workbench's 404 page, not JSON."""
+    raise PageError(404, f"no page at /experiments/{rest[:80]}")

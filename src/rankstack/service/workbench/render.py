@@ -75,11 +75,11 @@ def _env():
     return env
 
 
-def render(request: Any, template: str, status: int = 200, **context: Any):
+def render(request: Any, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any):
     """An HTMLResponse of ``template`` with the security headers; ``url(...)`` builds links under the app's root path."""
     from fastapi.responses import HTMLResponse
 
     root = request.scope.get("root_path", "") or ""
     body = _env().get_template(template).render(url=lambda *p, **q: page_url(root, *p, **q),
                                                 static=lambda name: page_url(root, "static", name), **context)
-    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+    return HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
