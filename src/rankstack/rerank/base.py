@@ -107,6 +107,11 @@ class PairScorer(Stage):
     """
 
     name = "reranker"
+    # Optional batch executor (duck-typed: ``score_batches(spec, queries, docs, batches)``, e.g. a Ray
+    # executor from rankstack.engine) and the spec its workers rebuild this scorer from. Set both
+    # with ``rankstack.engine.attach_pair_executor``; batches stay exactly those computed here.
+    executor: Any = None
+    executor_spec: Any = None
 
     def __init__(self, documents: DocumentSource = None, depth: int | None = 100, batch_size: int = 32,
                  combine: str | None = None, alpha: float = 0.5, norm: str = "zscore", rrf_k: int = 60,
@@ -163,6 +168,17 @@ class PairScorer(Stage):
             order = np.argsort(-lengths, kind="stable")  # longest first: memory peaks early
         else:
             order = np.arange(n)
+        if self.executor is not None and self.executor_spec is not None:
+            start = time.perf_counter()
+            batches = [order[s:s + self.batch_size] for s in range(0, n, self.batch_size)]
+            out = np.asarray(self.executor.score_batches(self.executor_spec, query_texts, doc_texts, batches),
+                             dtype=np.float64)
+            took = time.perf_counter() - start
+            self.last_stats = {"pairs": n, "seconds": took, "pairs_per_s": n / max(took, 1e-9),
+                               "execution": getattr(self.executor, "name", "custom")}
+            if not np.all(np.isfinite(out)):
+                raise RuntimeError(f"{type(self).__name__} produced non-finite scores")
+            return out
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
