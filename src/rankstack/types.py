@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -126,6 +127,9 @@ class Run:
     """A ranked list of (qid, docid, score) rows, always in canonical (trec_eval) order.
 
     ``queries`` optionally travels with the run so that rerankers downstream can read query texts.
+    ``metadata`` is an optional mapping (a private copy; treat it as read-only) of facts about how the run was made (e.g. the
+    per-query LLM cost sums of an LLM reranker under ``"llm"``); it travels through ``replace``,
+    cut-offs and renaming, and takes no part in ordering or comparison.
     """
 
     qids: np.ndarray
@@ -134,8 +138,10 @@ class Run:
     name: str = "run"
     queries: Queries | None = None
     _offsets: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    metadata: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", dict(self.metadata or {}))  # a copy: picklable, not shared
         qids, docids = _str_array(self.qids), _str_array(self.docids)
         scores = np.asarray(self.scores, dtype=np.float64)
         if not (len(qids) == len(docids) == len(scores)):
@@ -195,6 +201,7 @@ class Run:
         run = object.__new__(cls)
         object.__setattr__(run, "name", name)
         object.__setattr__(run, "queries", queries)
+        object.__setattr__(run, "metadata", {})
         run._set_columns(q.copy(), d.copy(), sc.copy())
         return run
 
@@ -228,9 +235,13 @@ class Run:
 
     def replace(self, **changes) -> Run:
         fields = {"qids": self.qids, "docids": self.docids, "scores": self.scores,
-                  "name": self.name, "queries": self.queries}
+                  "name": self.name, "queries": self.queries, "metadata": self.metadata}
         fields.update(changes)
         return Run(**fields)
+
+    def with_metadata(self, **entries: Any) -> Run:
+        """A copy whose metadata has ``entries`` added (replacing entries of the same key)."""
+        return self.replace(metadata={**self.metadata, **entries})
 
     def with_queries(self, queries: Queries) -> Run:
         return self.replace(queries=queries)
