@@ -155,7 +155,7 @@ def test_query_comparison_shows_both_runs_judgements_and_rank_changes(client):
     d16_b = b[b.index('data-docid="d16"'):]
     assert re.search(r'class="change up"[^>]*>\u25b2\d+<', d16_b[:600])
     d16_a = a[a.index('data-docid="d16"'):]
-    assert re.search(r'class="change down"[^>]*>\u25bc\d+<', d16_a[:600])
+    assert re.search(r'class="change up"[^>]*>\u21921<', d16_a[:600])   # A's column: its rank in B
     assert "rel 2" in page and "non-rel" in page            # d10 is judged 0
     assert "parrots speech" in page                          # the query text
     assert '<details><summary class="title">' in page        # expandable document texts
@@ -241,6 +241,21 @@ def test_same_folder_names_get_distinct_urls(tmp_path, folders):
     client = _client_for([one, two], folders[0])
     assert "&dagger;&Dagger;</span>" in _html(client.get("/experiments/exp"))
     assert '0.7500<span class="sig"></span>' in _html(client.get("/experiments/exp-2"))
+
+
+def test_change_labels():
+    from rankstack.service.workbench.compare_view import Row, change_label
+
+    def row(rank, other):
+        return Row(rank, "d", 1.0, None, other, None if other is None else other - rank, "", "", False)
+
+    assert change_label(row(2, 5), "b") == ("\u25b23", "up")
+    assert change_label(row(5, 2), "b") == ("\u25bc3", "down")
+    assert change_label(row(3, 3), "b") == ("=", "same")
+    assert change_label(row(3, None), "b") == ("new", "new")
+    assert change_label(row(2, 5), "a") == ("\u21925", "down")
+    assert change_label(row(5, 2), "a") == ("\u21922", "up")
+    assert change_label(row(3, None), "a") == ("gone", "gone")
 
 
 def test_safe_snippet_lets_only_mark_through():

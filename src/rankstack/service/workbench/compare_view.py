@@ -34,15 +34,24 @@ class Side:
     missed: list[tuple[str, int, int | None]]   # relevant docs not in this top k: (docid, grade, rank or None)
 
 
-def change_label(row: Row) -> tuple[str, str]:
-    """(text, css class) of a rank change: '▲3' up, '▼2' down, '=' same rank, 'new' not retrieved by the other run."""
-    if row.change is None:
-        return "new", "new"
-    if row.change > 0:
-        return f"\u25b2{row.change}", "up"
-    if row.change < 0:
-        return f"\u25bc{-row.change}", "down"
-    return "=", "same"
+def change_label(row: Row, side: str) -> tuple[str, str]:
+    """(text, css class) of a document's move from run A to run B.
+
+    In B's column: '▲3' three places higher than in A, '▼2' lower, '=' same rank, 'new' (A did not
+    retrieve it). In A's column: '→7' its rank in B, 'gone' (B did not retrieve it); coloured by
+    whether B moved it up or down."""
+    if side == "b":
+        if row.change is None:
+            return "new", "new"
+        if row.change > 0:
+            return f"\u25b2{row.change}", "up"
+        if row.change < 0:
+            return f"\u25bc{-row.change}", "down"
+        return "=", "same"
+    if row.other_rank is None:
+        return "gone", "gone"
+    cls = "up" if row.change < 0 else "down" if row.change > 0 else "same"
+    return f"\u2192{row.other_rank}", cls
 
 
 def _ranking(run: Any, qid: str) -> tuple[list[str], list[float]]:

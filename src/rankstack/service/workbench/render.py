@@ -53,7 +53,10 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 
 def signed(value: float, digits: int = 4) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:+.{digits}f}"
+    if value is None or math.isnan(value):
+        return "–"
+    text = f"{value:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text   # no sign on a zero (nor on a rounded-to-zero) delta
 
 
 def page_url(root: str, *parts: str, **query: Any) -> str:
