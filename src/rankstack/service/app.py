@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rankstack.errors import InputError
-from rankstack.service.errors import BodyTooLarge, FieldError, Overloaded, TimedOut
+from rankstack.service.errors import FieldError, Overloaded, TimedOut
 from rankstack.service.middleware import RequestContext, error_body
 from rankstack.service.pool import BoundedPool
 from rankstack.service.schemas import (ERROR_RESPONSES, EvaluateRequest, EvaluateResponse, Health, RerankRequest,
@@ -144,10 +144,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TimedOut)
     async def timed_out(request: Request, exc: TimedOut) -> JSONResponse:
         return _error(request, 504, None, str(exc), "retry later, or ask for fewer documents or candidates")
-
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return _error(request, 413, "body", str(exc), "send a smaller request")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rankstack.errors import InputError
 
-__all__ = ["FieldError", "Overloaded", "TimedOut", "BodyTooLarge"]
+__all__ = ["FieldError", "Overloaded", "TimedOut"]
 
 
 class FieldError(InputError):
@@ -35,10 +35,3 @@ class TimedOut(Exception):
         super().__init__(f"the request took longer than {seconds:g} s")
         self.seconds = seconds
 
-
-class BodyTooLarge(Exception):
-    """The request body passed ``max_body_bytes`` while it was being read (413)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the request body is larger than the limit of {limit} bytes")
-        self.limit = limit

@@ -15,8 +15,6 @@ import time
 import uuid
 from typing import Any
 
-from rankstack.service.errors import BodyTooLarge
-
 __all__ = ["RequestContext", "error_body", "ACCESS_LOG"]
 
 ACCESS_LOG = logging.getLogger("rankstack.service.access")
@@ -56,7 +54,11 @@ class RequestContext:
         status = {"code": 500}
         limit = self.max_body_bytes
 
+        rejected = False  # a 413 went out while the app was reading: drop whatever the app sends
+
         async def send_wrapper(message: dict) -> None:
+            if rejected:
+                return
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message = dict(message)
@@ -78,19 +80,22 @@ class RequestContext:
             received = 0
 
             async def limited_receive() -> dict:
-                nonlocal received
+                # a chunked body (no Content-Length) is counted as it arrives; past the limit the client
+                # gets 413 at once and the app sees a disconnect, so it stops reading
+                nonlocal received, rejected
+                if rejected:
+                    return {"type": "http.disconnect"}
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > limit:
-                        raise BodyTooLarge(limit)
+                        rejected = True
+                        status["code"] = 413
+                        await _send_json(send, 413, too_large, request_id)
+                        return {"type": "http.disconnect"}
                 return message
 
-            try:
-                await self.app(scope, limited_receive, send_wrapper)
-            except BodyTooLarge:  # raised outside a route (the app's handler answers inside one)
-                status["code"] = 413
-                await _send_json(send, 413, too_large, request_id)
+            await self.app(scope, limited_receive, send_wrapper)
         finally:
             ACCESS_LOG.info(json.dumps({
                 "method": scope.get("method"), "path": scope.get("path"), "status": status["code"],
