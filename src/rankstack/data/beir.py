@@ -21,7 +21,7 @@ from rankstack.data.trec import _parse_relevance
 from rankstack.errors import InputError, suggest
 from rankstack.types import Qrels, Queries
 
-__all__ = ["Document", "Collection", "read_queries", "read_beir_qrels", "iter_corpus",
+__all__ = ["Document", "Collection", "read_queries", "read_beir_qrels", "iter_corpus", "iter_corpus_chunks",
            "default_data_root", "resolve_collection"]
 
 DATA_ROOT_ENV = "RANKSTACK_DATA"
@@ -105,6 +105,24 @@ def iter_corpus(path: str | Path) -> Iterator[Document]:
         title = _field(obj, "title", path, number, required=False)
         text = _field(obj, "text", path, number)
         yield Document(docid, title, text)
+
+
+def iter_corpus_chunks(path: str | Path, chunk_size: int = 10_000) -> Iterator[list[Document]]:
+    """The corpus in lists of at most ``chunk_size`` documents (the same checks as :func:`iter_corpus`).
+
+    Why: indexing and encoding a large corpus chunk by chunk keeps memory bounded by the chunk, not
+    the corpus (the reader holds one line at a time plus the set of ids seen, for the uniqueness check).
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    chunk: list[Document] = []
+    for doc in iter_corpus(path):
+        chunk.append(doc)
+        if len(chunk) == chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def read_queries(path: str | Path) -> Queries:
@@ -216,6 +234,10 @@ class Collection:
 
     def corpus(self) -> Iterator[Document]:
         return iter_corpus(self.corpus_path)
+
+    def corpus_chunks(self, chunk_size: int = 10_000) -> Iterator[list[Document]]:
+        """The corpus in lists of at most ``chunk_size`` documents (bounded memory)."""
+        return iter_corpus_chunks(self.corpus_path, chunk_size)
 
     def splits(self) -> list[str]:
         qdir = self.path / "qrels"

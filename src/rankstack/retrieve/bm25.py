@@ -194,11 +194,53 @@ class BM25Retriever(Stage):
 
     # indexing -----------------------------------------------------------------------------
     @classmethod
-    def from_collection(cls, collection: Collection | str | Path, **params: Any) -> BM25Retriever:
+    def from_collection(cls, collection: Collection | str | Path, chunk_size: int | None = None,
+                        **params: Any) -> BM25Retriever:
+        """Index a collection; with ``chunk_size``, streamed in chunks (:meth:`index_chunks`)."""
         coll = collection if isinstance(collection, Collection) else Collection(collection)
         retriever = cls(**params)
+        if chunk_size is not None:
+            return retriever.index_chunks(coll.corpus_chunks(chunk_size))
         retriever.index(coll.corpus())
         return retriever
+
+    def index_chunks(self, chunks: Iterable[Sequence[Document]], progress: bool = True) -> BM25Retriever:
+        """Index a stream of document chunks, keeping only token ids and document ids between chunks.
+
+        Why: :meth:`index` holds every document and its token strings at once (several GB at 1M
+        passages); here each chunk's texts are dropped once bm25s's ``Tokenizer`` has turned them into
+        ids over a growing vocabulary. Tokens, and so every score and ranking, equal :meth:`index`'s
+        (same lower-casing, stopwords, stemmer and pattern); only the internal term numbering differs.
+        """
+        bm25s = _bm25s()
+        from bm25s.tokenization import Tokenized, Tokenizer
+        from tqdm.auto import tqdm
+
+        tokenizer = Tokenizer(lower=True, splitter=self.params["token_pattern"], stopwords=self.params["stopwords"],
+                              stemmer=self._stemmer())
+        ids: list[list[int]] = []
+        docids: list[str] = []
+        with tqdm(unit="doc", desc="bm25 tokenise", disable=not progress) as bar:
+            for chunk in chunks:
+                texts = [self._doc_text(d) for d in chunk]
+                ids += tokenizer.tokenize(texts, update_vocab=True, return_as="ids", show_progress=False)
+                docids += [d.docid for d in chunk]
+                bar.update(len(texts))
+        if not docids:
+            raise InputError("bm25: cannot index an empty corpus")
+        if len(set(docids)) != len(docids):
+            raise InputError("bm25: document ids are not unique", fix="give every document a unique _id")
+        vocab = tokenizer.get_vocab_dict()
+        if not any(word for word in vocab):
+            raise InputError(f"bm25: none of the {len(docids)} documents has an indexable word (all are empty, "
+                             "stopwords, or match no token_pattern)",
+                             fix="check the corpus' title/text fields and the bm25 fields/token_pattern")
+        model = bm25s.BM25(k1=self.params["k1"], b=self.params["b"], method=self.params["method"])
+        model.index(Tokenized(ids=ids, vocab=vocab), show_progress=progress and len(docids) > 20000)
+        del ids
+        self._model = model
+        self._docids = np.array(docids)
+        return self
 
     def index(self, documents: Iterable[Document]) -> BM25Retriever:
         bm25s = _bm25s()
