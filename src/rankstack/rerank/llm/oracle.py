@@ -35,16 +35,18 @@ def oracle_lm(relevance: Callable[[str, str], float] = word_overlap, scale: floa
         return (q.group(1) if q else ""), _LIST_ITEM.findall(text.split("Search Query:")[0])
 
     def logprobs(text: str, cands: list[str]) -> list[float]:
+        """By candidate identity, so that any vocabulary (e.g. a test server's) can be asked."""
         m = _POINTWISE.search(text)
-        if m and len(cands) == 2:
-            r = relevance(m.group(2), m.group(1))
-            return [scale * r, 0.0]
+        if m:
+            r = scale * relevance(m.group(2), m.group(1))
+            return [r if c.strip() == "Yes" else 0.0 if c.strip() == "No" else -100.0 for c in cands]
         m = _PRP.search(text)
-        if m and len(cands) == 2:
-            return [scale * relevance(m.group(1), m.group(2)), scale * relevance(m.group(1), m.group(3))]
+        if m:
+            rel = {"A": relevance(m.group(1), m.group(2)), "B": relevance(m.group(1), m.group(3))}
+            return [scale * rel[c.strip()] if c.strip() in rel else -100.0 for c in cands]
         query, items = listing(text)
         rel = {ident: relevance(query, body) for ident, body in items}
-        return [scale * rel.get(c.strip(), -100.0) for c in cands]
+        return [scale * rel[c.strip()] if c.strip() in rel else -100.0 for c in cands]
 
     def respond(text: str) -> str:
         query, items = listing(text)

@@ -38,12 +38,11 @@ def sliding_windows(n: int, window: int | None, stride: int) -> list[tuple[int, 
                          fix="RankGPT uses window=20, stride=10")
     out = []
     end = n
-    while True:
-        start = max(end - window, 0)
-        out.append((start, end))
-        if start == 0:
-            return out
+    while end - window > 0:
+        out.append((end - window, end))
         end -= stride
+    out.append((0, window))  # the top window is a full one, overlapping the previous more if needed
+    return out
 
 
 def parse_permutation(text: str, ids: Sequence[str]) -> tuple[list[int], dict[str, int]]:
