@@ -4,10 +4,12 @@ table and delta sort, and a query comparison with judgements, rank changes and e
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-pytest.importorskip("selenium")
+if os.environ.get("RANKSTACK_REQUIRE_BROWSER") != "1":   # CI: a missing selenium is an error, not a skip
+    pytest.importorskip("selenium")
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
