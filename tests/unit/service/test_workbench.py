@@ -264,3 +264,24 @@ def test_safe_snippet_lets_only_mark_through():
     assert str(safe_snippet("a <mark>cat</mark> &lt;b&gt;")) == "a <mark>cat</mark> &lt;b&gt;"
     assert str(safe_snippet("<script>x</script> <mark>y")) == "&lt;script&gt;x&lt;/script&gt; <mark>y</mark>"
     assert str(safe_snippet('<mark onclick="x">z</mark>')) == '&lt;mark onclick="x"&gt;z</mark>'
+
+
+def test_single_pipeline_experiment_and_a_rewritten_folder(tmp_path, folders):
+    from rankstack.recipes.experiment import run_experiment
+
+    toml = tmp_path / "one.toml"
+    out = tmp_path / "one"
+
+    def write(expr: str) -> None:
+        toml.write_text(f'title = "one"\ncollection = "{folders[0]}"\nmeasures = ["nDCG@10"]\n\n'
+                        f'[pipelines]\nonly = "{expr}"\n')
+        run_experiment(toml, out_dir=out, cache_dir=None, report=False)
+
+    write("bm25")
+    client = _client_for([out], folders[0])
+    page = _html(client.get("/experiments/one"))
+    assert "This is the baseline" in page and len(_per_query_order(page)) == 7
+    assert "rel 2" in _html(client.get("/experiments/one/query/q1"))
+    write("bm25 % 1")  # the folder is replaced by a new experiment: the next request shows the new one
+    page = _html(client.get("/experiments/one"))
+    assert "bm25 % 1" in page
