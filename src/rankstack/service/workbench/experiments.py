@@ -120,7 +120,8 @@ class Experiment:
         from rankstack.data.trec import read_run
 
         if name not in self.pipelines:
-            raise InputError(f"experiment {self.name!r} has no run {name!r}", fix=f"choose one of {list(self.pipelines)}")
+            raise InputError(f"experiment {self.name!r} has no run {name!r}",
+                             fix=f"choose one of {list(self.pipelines)}")
         with self._lock:
             if name not in self._runs:
                 runs_dir = (self.folder / "runs").resolve()
@@ -239,7 +240,8 @@ class ExperimentStore:
         elif served is not None and getattr(served, "name", None) == exp.collection_name:
             coll = served
         else:
-            raise InputError(f"collection {exp.collection_name!r} of experiment {exp.name!r} is not at {exp.collection_path}",
+            raise InputError(f"collection {exp.collection_name!r} of experiment {exp.name!r} is not at "
+                             f"{exp.collection_path}",
                              fix="serve the experiment on the machine that ran it, or pass --collection")
         bundle = _CollectionView(coll, exp.split)
         with self._lock:

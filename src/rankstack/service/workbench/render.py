@@ -79,7 +79,8 @@ def _env():
 
 
 def render(request: Any, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any):
-    """An HTMLResponse of ``template`` with the security headers; ``url(...)`` builds links under the app's root path."""
+    """An HTMLResponse of ``template`` with the security headers; ``url(...)`` builds links under the
+    app's root path."""
     from fastapi.responses import HTMLResponse
 
     root = request.scope.get("root_path", "") or ""
