@@ -1,0 +1,104 @@
+"""The transformers backend on a tiny random-init Llama with a word-level tokenizer and a chat template:
+left-padded batches equal single prompts, generation, seeded sampling, attention sums, name digests,
+GGUF checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rankstack.errors import InputError
+from rankstack.llm.base import Chat
+from rankstack.llm.models import load_backend
+from rankstack.llm.transformers_backend import TransformersBackend, check_gguf
+
+WORDS = ("yes no a b c d passage query the cats purr dogs bark is relevant answer [ ] > ? . : , "
+         "user assistant system").split()
+TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+            "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def tiny(one_torch_thread):
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    special = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"]
+    vocab = {t: i for i, t in enumerate(special + ["Yes", "No", "A", "B"] + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                   eos_token="<|im_end|>", additional_special_tokens=["<|im_start|>"])
+    fast.chat_template = TEMPLATE
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
+                      eos_token_id=vocab["<|im_end|>"], pad_token_id=0)
+    model = LlamaForCausalLM(cfg)
+    return TransformersBackend.from_model(model, fast, name="tiny", batch_size=4)
+
+
+def test_batched_logprobs_equal_single_prompts(tiny):
+    prompts = [Chat.user("is the passage relevant ?"), "cats purr", Chat.user("dogs bark . a b c d", prefix="[")]
+    batch = tiny.next_token_logprobs(prompts, ["Yes", "No", "A"])
+    single = np.vstack([tiny.next_token_logprobs([p], ["Yes", "No", "A"]) for p in prompts])
+    np.testing.assert_allclose(batch, single, atol=1e-4)
+    assert np.all(batch < 0)
+
+
+def test_chat_template_and_prefix_are_used(tiny):
+    text = tiny.render(Chat.user("cats purr", prefix="["))
+    assert text.endswith("<|im_start|>assistant\n[") and "<|im_start|>user\ncats purr<|im_end|>" in text
+
+
+def test_generation_greedy_batched_and_seeded(tiny):
+    prompts = [Chat.user("cats purr"), Chat.user("dogs bark is the answer")]
+    batch = tiny.generate(prompts, max_new_tokens=5)
+    single = [tiny.generate([p], max_new_tokens=5)[0] for p in prompts]
+    assert [g.text for g in batch] == [g.text for g in single]
+    for g in batch:
+        assert 1 <= g.generated_tokens <= 5 and len(g.token_logprobs) == g.generated_tokens
+        assert g.prompt_tokens == tiny.count_tokens([prompts[batch.index(g)]])[0]
+    s1 = tiny.generate(prompts[:1], max_new_tokens=6, temperature=1.0, seed=7)[0]
+    s2 = tiny.generate(prompts[:1], max_new_tokens=6, temperature=1.0, seed=7)[0]
+    assert s1.text == s2.text and s1.token_logprobs == s2.token_logprobs
+    assert tiny.usage.generated_tokens > 0
+
+
+def test_segment_attention_sums_to_layers_times_heads(tiny):
+    segs = ["passage cats purr", " passage dogs bark", " query cats"]
+    att = tiny.segment_attention(segs, 2)
+    assert att.shape == (3,) and np.all(att >= 0)
+    assert att.sum() == pytest.approx(2 * 2, rel=1e-4)  # each row of each head of each layer sums to 1
+
+
+def test_candidate_of_several_tokens_and_context_errors(tiny):
+    with pytest.raises(InputError, match="is 2 tokens"):
+        tiny.next_token_logprobs(["cats"], ["cats purr"])
+    with pytest.raises(InputError, match="exceeds the context length 128"):
+        tiny.next_token_logprobs(["cats " * 200], ["Yes"])
+
+
+def test_name_digest_follows_the_weights(tiny):
+    import torch
+
+    again = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny")
+    assert again.name == tiny.name and tiny.name.startswith("tiny@")
+    with torch.no_grad():
+        p = next(tiny.model.parameters())
+        p.add_(1.0)
+        changed = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny").name
+        p.sub_(1.0)
+    assert changed != tiny.name
+
+
+def test_a_file_that_is_not_gguf(tmp_path):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"PK\x03\x04 not a gguf")
+    with pytest.raises(InputError, match=r"model.gguf: not a GGUF file"):
+        check_gguf(bad)
+    with pytest.raises(InputError, match="not a GGUF file"):
+        load_backend(str(bad))
+    with pytest.raises(InputError, match="neither a known name nor an existing file"):
+        load_backend(str(tmp_path / "missing"))
