@@ -163,6 +163,30 @@ def _table(result: Any) -> str:
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{legend}")
 
 
+def _llm_table(result: Any) -> str:
+    """Per-pipeline LLM cost (per-query means), for pipelines with an LLM reranker; else nothing."""
+    from rankstack.experiment.runner import llm_costs
+
+    rows = []
+    for name, run in result.runs.items():
+        cost = llm_costs(run).get("llm")
+        if not cost:
+            continue
+        m = cost["mean_per_query"]
+        cells = [f"{m.get('prompt_tokens', 0):.0f}", f"{m.get('generated_tokens', 0):.1f}",
+                 f"{m.get('seconds', 0):.2f}", f"{m.get('calls', 0):.1f}", f"{cost['total'].get('cache_hits', 0)}"]
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(cost['strategy']))}</td>"
+                    f"<td><code>{html.escape(str(cost['model']))}</code></td>"
+                    + "".join(f"<td class=num>{c}</td>" for c in cells) + "</tr>")
+    if not rows:
+        return ""
+    return ("<section><h2>LLM cost</h2><table id=llm-cost><thead><tr><th>pipeline</th><th>strategy</th>"
+            "<th>model</th><th>prompt tokens/query</th><th>generated tokens/query</th><th>seconds/query</th>"
+            f"<th>calls/query</th><th>cache hits</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            "<p class=legend>Means over the queries of each run's own computation (a cached run shows the "
+            "cost it had when it was computed); cache hits cost no tokens or seconds.</p></section>")
+
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1000px;
 color:#222;padding:0 1em}h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
@@ -199,7 +223,7 @@ def render_report(result: Any) -> str:
             f"<h1>{html.escape(spec.title)}</h1><p class=meta>collection <b>{html.escape(result.collection.name)}"
             f"</b>, split <b>{html.escape(spec.split)}</b>, {n_queries} evaluated queries, depth {spec.depth}, "
             f"seed {spec.seed}; rankstack {rankstack.__version__}</p>"
-            f"<section><h2>Measures</h2>{_table(result)}</section>{figs}"
+            f"<section><h2>Measures</h2>{_table(result)}</section>{_llm_table(result)}{figs}"
             f"<section><h2>Files</h2><ul><li><a href=measures.txt>measures.txt</a></li>"
             f"<li><a href=results.json>results.json</a></li><li><a href=per_query.csv>per_query.csv</a></li>"
             f"{files}</ul></section></body></html>\n")

@@ -27,7 +27,8 @@ from rankstack.pipeline.stage import Stage, StageInput
 from rankstack.registry import Context
 from rankstack.types import Queries, Run
 
-__all__ = ["ExperimentResult", "run_pipelines", "save_outputs", "write_outputs", "run_cache_key", "OUT_KIND"]
+__all__ = ["ExperimentResult", "run_pipelines", "save_outputs", "write_outputs", "run_cache_key", "OUT_KIND",
+           "llm_costs"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ RUN_KIND = "experiment-run"
 RUN_FORMAT = 1
 OUT_KIND = "experiment"
 OUT_FORMAT = 1
+METADATA_FILE = "metadata.json"  # a cached run's metadata (e.g. per-query LLM costs), beside run.trec
 
 
 @dataclass
@@ -117,8 +119,12 @@ def _load_cached_run(folder: Path, name: str) -> Run | None:
         return None
     try:
         read_manifest(folder, RUN_KIND, (RUN_FORMAT,))
-        return read_run(folder / "run.trec", name=name)
-    except InputError as exc:
+        run = read_run(folder / "run.trec", name=name)
+        meta = folder / METADATA_FILE
+        if meta.is_file():  # e.g. the LLM costs of the run's original computation
+            run = run.replace(metadata=json.loads(meta.read_text(encoding="utf-8")))
+        return run
+    except (InputError, json.JSONDecodeError) as exc:
         log.warning("ignoring unusable cached run %s (%s)", folder, exc)
         return None
 
@@ -130,6 +136,9 @@ def _save_cached_run(folder: Path, run: Run, params: dict[str, Any], inputs: Ite
 
     with atomic_directory(folder, overwrite=True, inputs=inputs) as tmp:
         write_run(run, tmp / "run.trec", tag=params.get("name"))
+        if run.metadata:
+            (tmp / METADATA_FILE).write_text(json.dumps(dict(run.metadata), allow_nan=False, default=str),
+                                             encoding="utf-8")
         write_manifest(tmp, RUN_KIND, RUN_FORMAT, params, extra={"rows": len(run)})
 
 
@@ -239,7 +248,7 @@ def write_outputs(result: ExperimentResult, out_dir: Path, report: bool = True) 
         "split": spec.split, "measures": spec.measures, "baseline": spec.baseline, "depth": spec.depth,
         "seed": spec.seed, "queries": len(result.evaluations[spec.baseline].queries),
         "pipelines": {n: {"expression": e, "seconds": round(result.seconds[n], 3), "cached": result.cached[n],
-                          "run": f"runs/{n}.trec"} for n, e in spec.pipelines.items()},
+                          "run": f"runs/{n}.trec", **llm_costs(result.runs[n])} for n, e in spec.pipelines.items()},
         "mean": {n: ev.mean for n, ev in result.evaluations.items()},
         "comparison": result.comparison.to_dict() if result.comparison is not None else None,
     }
@@ -248,6 +257,21 @@ def write_outputs(result: ExperimentResult, out_dir: Path, report: bool = True) 
         from rankstack.experiment.report import write_report
 
         write_report(result, out_dir / "report.html")
+
+
+def llm_costs(run: Run) -> dict[str, Any]:
+    """``{"llm": {...}}`` for a run made by an LLM reranker (its model, strategy, total and per-query
+    cost sums, and per-query means), else ``{}``. A cached run reports the costs of its original
+    computation (``cached`` says so)."""
+    meta = run.metadata.get("llm") if run.metadata else None
+    if not meta:
+        return {}
+    per_query = dict(meta.get("per_query") or {})
+    n = max(len(per_query), 1)
+    total = dict(meta.get("total") or {})
+    mean = {k: round(float(v) / n, 6) for k, v in total.items()}
+    return {"llm": {"model": meta.get("model"), "strategy": meta.get("strategy"), "queries": len(per_query),
+                    "total": total, "mean_per_query": mean, "per_query": per_query}}
 
 
 def _single_csv(result: ExperimentResult, path: Path) -> None:
