@@ -81,12 +81,50 @@ def create_app(config_or_state: Any, **limits: Any) -> FastAPI:
     app.state.limits = settings
     _add_error_handlers(app)
     _add_routes(app, state, pool)
+    _add_examples(app, state)
     app.add_middleware(RequestContext, max_body_bytes=settings["max_body_bytes"])
     if importlib.util.find_spec("rankstack.service.workbench") is not None:
         from rankstack.service.workbench import mount_workbench
 
         mount_workbench(app)
     return app
+
+
+def _add_examples(app: FastAPI, state: ServiceState) -> None:
+    """Request examples from the served collection (a real query, real ids, a run that evaluates), so
+    /docs and schemathesis' example phase reach the real work instead of 'unknown id' errors."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = plain()
+        examples = _examples(state)
+        for path, example in examples.items():
+            body = schema.get("paths", {}).get(path, {}).get("post", {}).get("requestBody", {})
+            media = body.get("content", {}).get("application/json")
+            if media is not None:
+                media["example"] = example
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _examples(state: ServiceState) -> dict[str, dict[str, Any]]:
+    if state.collection is None:
+        return {"/v1/search": {"query": "example query", "k": 10}}
+    try:
+        split = "test" if "test" in state.collection.splits() else state.collection.splits()[0]
+        qrels = state.qrels(split)
+        qid, docid = str(qrels.qids[0]), str(qrels.docids[0])
+        query = state.collection.queries(None)[qid]
+    except (InputError, IndexError):
+        split, qid, docid, query = "test", "1", next(iter(state.collection.documents()), "1"), "example query"
+    docids = [docid] + [d for d in list(state.collection.documents())[:3] if d != docid][:2]
+    return {"/v1/search": {"query": query, "k": 10},
+            "/v1/rerank": {"query": query, "candidates": [{"id": d} for d in docids], "k": 3},
+            "/v1/evaluate": {"run": "".join(f"{qid} Q0 {d} {i} {3 - i}.0 example\n" for i, d in enumerate(docids, 1)),
+                             "measures": ["nDCG@10", "AP"], "split": split}}
 
 
 # -- errors -----------------------------------------------------------------------------------------
