@@ -48,7 +48,7 @@ from rankstack.losses._register import IMPLEMENTATIONS, BoundLoss, register_loss
 from rankstack.registry import build, names
 
 # Implementation modules: importing them registers their losses (torch is not imported).
-_MODULES = ("pointwise", "pairwise", "listwise", "distill")
+_MODULES = ("pointwise", "pairwise", "listwise", "distill", "flops")
 for _module in _MODULES:
     importlib.import_module(f"rankstack.losses.{_module}")
 
