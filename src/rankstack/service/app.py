@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rankstack.errors import InputError
-from rankstack.service.errors import FieldError, Overloaded, TimedOut
+from rankstack.service.errors import ClientGone, FieldError, Overloaded, TimedOut
 from rankstack.service.middleware import RequestContext, error_body
 from rankstack.service.pool import BoundedPool
 from rankstack.service.schemas import (ERROR_RESPONSES, EvaluateRequest, EvaluateResponse, Health, RerankRequest,
@@ -183,6 +183,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def timed_out(request: Request, exc: TimedOut) -> JSONResponse:
         return _error(request, 504, None, str(exc), "retry later, or ask for fewer documents or candidates")
 
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone) -> JSONResponse:
+        # nobody reads this answer; 499 (nginx's "client closed request") marks it in the access log
+        return _error(request, 499, None, "the client closed the request before it was computed")
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = _request_id(request)
@@ -211,27 +216,29 @@ def _add_routes(app: FastAPI, state: ServiceState, pool: BoundedPool) -> None:
                       queue=s["queue"], in_flight=s["in_flight"], shed=s["shed"])
 
     @app.post("/v1/search", response_model=SearchResponse, responses=ERROR_RESPONSES, tags=["search"])
-    async def search(body: SearchRequest) -> SearchResponse:
+    async def search(body: SearchRequest, request: Request) -> SearchResponse:
         """The served pipeline's top ``k`` documents for ``query``."""
         _check_collection(state, body.collection)
-        hits = await pool.run(state.search, body.query, body.k)
+        hits = await pool.run(state.search, body.query, body.k, disconnected=request.is_disconnected)
         return SearchResponse(pipeline=state.pipeline_spec, collection=collection_name, k=body.k,
                               hits=[h.__dict__ for h in hits])
 
     @app.post("/v1/rerank", response_model=RerankResponse, responses=ERROR_RESPONSES, tags=["search"])
-    async def rerank(body: RerankRequest) -> RerankResponse:
+    async def rerank(body: RerankRequest, request: Request) -> RerankResponse:
         """Rerank candidate documents (ids of the collection or texts) with the pipeline's reranker."""
         _check_collection(state, body.collection)
         candidates = [Candidate(c.id, c.text, c.score) for c in body.candidates]
-        hits, combined = await pool.run(state.rerank, body.query, candidates, body.k)
+        hits, combined = await pool.run(state.rerank, body.query, candidates, body.k,
+                                        disconnected=request.is_disconnected)
         return RerankResponse(pipeline=state.pipeline_spec, reranker=repr(state.reranker), combined=combined,
                               hits=[h.__dict__ for h in hits])
 
     @app.post("/v1/evaluate", response_model=EvaluateResponse, responses=ERROR_RESPONSES, tags=["evaluate"])
-    async def evaluate(body: EvaluateRequest) -> EvaluateResponse:
+    async def evaluate(body: EvaluateRequest, request: Request) -> EvaluateResponse:
         """Evaluate a TREC run against the served collection's qrels (trec_eval semantics)."""
         _check_collection(state, body.collection)
-        result = await pool.run(state.evaluate, body.run, body.measures, body.split)
+        result = await pool.run(state.evaluate, body.run, body.measures, body.split,
+                                disconnected=request.is_disconnected)
         return EvaluateResponse(collection=collection_name, **result)
 
     @app.get("/v1/documents/{docid}", responses=ERROR_RESPONSES, tags=["search"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rankstack.errors import InputError
 
-__all__ = ["FieldError", "Overloaded", "TimedOut"]
+__all__ = ["FieldError", "Overloaded", "TimedOut", "ClientGone"]
 
 
 class FieldError(InputError):
@@ -35,3 +35,7 @@ class TimedOut(Exception):
         super().__init__(f"the request took longer than {seconds:g} s")
         self.seconds = seconds
 
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request waited: nothing is computed or sent for it."""

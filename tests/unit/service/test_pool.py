@@ -95,3 +95,34 @@ def test_pool_counts_and_refuses_bad_sizes():
     assert pool.stats()["shed"] == 1 and pool.stats()["in_flight"] == 0
     assert issubclass(TimedOut, Exception)
     pool.shutdown()
+
+
+def test_a_waiting_request_whose_client_left_is_never_computed():
+    import threading
+
+    from rankstack.service.errors import ClientGone
+
+    pool = BoundedPool(1, 1, 30.0)
+    gate, ran = threading.Event(), []
+
+    async def scenario():
+        busy = asyncio.ensure_future(pool.run(gate.wait, 5))
+        await asyncio.sleep(0.05)
+        left = False
+
+        async def disconnected() -> bool:
+            return left
+
+        waiting = asyncio.ensure_future(pool.run(ran.append, "computed", disconnected=disconnected))
+        await asyncio.sleep(0.05)
+        assert pool.stats()["in_flight"] == 2
+        left = True
+        with pytest.raises(ClientGone):
+            await waiting
+        assert pool.stats()["in_flight"] == 1  # its slot was freed before the worker got to it
+        gate.set()
+        return await busy
+
+    assert asyncio.run(scenario()) is True
+    assert ran == [] and pool.stats()["abandoned"] == 1 and pool.stats()["in_flight"] == 0
+    pool.shutdown()
