@@ -46,7 +46,8 @@ def main() -> None:
     ap.add_argument("--no-untrained", action="store_true", help="skip the untrained 'minilm' projection")
     ap.add_argument("--cache-dir", default=".cache/rankstack")
     ap.add_argument("--depth", type=int, default=100)
-    ap.add_argument("--nprobe", type=int, default=4)
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[4, 1], help="PLAID probes per query token (each "
+                    "value is one run; the first is fused with BM25)")
     ap.add_argument("--ndocs", type=int, default=1024)
     ap.add_argument("--threshold", type=float, default=0.4)
     ap.add_argument("--ncentroids", type=int, default=None)
@@ -97,14 +98,14 @@ def main() -> None:
         reranker = ColBERTReranker(enc, store=index, depth=args.depth)
         r, t = timed(reranker, bm25)
         runs[f"{tag}:rerank"], qps[f"{tag}:rerank"] = r.replace(name=f"{tag}:rerank"), len(queries) / t
-        for mode in ("exhaustive", "plaid"):
-            retr = ColBERTRetriever(enc, index, k=1000, candidates=mode, nprobe=args.nprobe, ndocs=args.ndocs,
+        for mode, nprobe in [("exhaustive", 1)] + [("plaid", p) for p in args.nprobe]:
+            retr = ColBERTRetriever(enc, index, k=1000, candidates=mode, nprobe=nprobe, ndocs=args.ndocs,
                                     threshold=args.threshold)
             r, t = timed(retr, queries)
-            name = f"{tag}:e2e-{mode}"
+            name = f"{tag}:e2e-{mode}" + (f"-nprobe{nprobe}" if mode == "plaid" else "")
             runs[name], qps[name] = r.replace(name=name), len(queries) / t
-            m[f"mean_candidates_{mode}"] = retr.last_stats.get("mean_candidates")
-        e2e = runs[f"{tag}:e2e-plaid"]
+            m[f"mean_candidates_{name.split(':')[1]}"] = retr.last_stats.get("mean_candidates")
+        e2e = runs[f"{tag}:e2e-plaid-nprobe{args.nprobe[0]}"]
         runs[f"{tag}:rrf(bm25,e2e)"] = rrf([bm25_full, e2e], k=60, name=f"{tag}:rrf(bm25,e2e)")
         runs[f"{tag}:zscore(bm25,e2e)"] = linear([bm25_full, e2e], weights=[0.5, 0.5], norm="z-score",
                                                   name=f"{tag}:zscore(bm25,e2e)")
