@@ -166,16 +166,25 @@ def _cache_folder(cache_dir: Path, encoder: Encoder, checksum: str) -> Path:
 
 def cached_encode(encoder: Encoder, texts: Sequence[str], ids: Sequence[str] | None = None,
                   cache_dir: str | Path | None = None, *, batch_size: int | None = None,
-                  progress: bool | None = None) -> np.ndarray:
+                  progress: bool | None = None, encode_fn: Any = None) -> np.ndarray:
     """``encoder.encode(texts)``, stored under ``cache_dir/embeddings/`` so a second run loads it.
 
     The folder holds ``embeddings.npy`` and a manifest (encoder id, precision, document count, texts
     checksum, file SHA-256). It is keyed by all of these, so changing the model, the precision or any
     text encodes afresh; a corrupt or mismatching folder is logged and rebuilt, never trusted.
+
+    ``encode_fn(texts, ids) -> vectors`` replaces ``encoder.encode`` (e.g. a Ray executor's ``encode``, whose
+    vectors equal the encoder's bit for bit, so the cache stays valid for both).
     """
     texts = _check_texts(texts)
-    if cache_dir is None:
+
+    def _encode() -> np.ndarray:
+        if encode_fn is not None:
+            return np.ascontiguousarray(encode_fn(texts, ids), dtype=np.float32)
         return encoder.encode(texts, batch_size=batch_size, progress=progress)
+
+    if cache_dir is None:
+        return _encode()
     from rankstack.storage import atomic_directory, read_manifest, write_manifest
 
     checksum = texts_checksum(texts, ids)
@@ -194,7 +203,7 @@ def cached_encode(encoder: Encoder, texts: Sequence[str], ids: Sequence[str] | N
             return vectors
         except InputError as exc:
             log.warning("re-encoding: ignoring unusable embedding cache %s (%s)", folder, exc)
-    vectors = encoder.encode(texts, batch_size=batch_size, progress=progress)
+    vectors = _encode()
     # overwrite=True: the cache rewrites its own folder (e.g. after a corrupt copy was ignored above).
     with atomic_directory(folder, overwrite=True) as tmp:
         np.save(tmp / "embeddings.npy", vectors, allow_pickle=False)

@@ -19,7 +19,7 @@ from rankstack.errors import InputError
 from rankstack.recipes.config import option
 
 __all__ = ["IndexConfig", "IndexOutcome", "run", "RetrieveConfig", "RetrieveOutcome", "run_retrieve",
-           "EvaluateConfig", "EvaluateOutcome", "run_evaluate"]
+           "EvaluateConfig", "EvaluateOutcome", "run_evaluate", "executor_for"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class IndexConfig:
     stopwords: str = option("", help="'en' or 'none' (empty: BM25's default)")
     fields: list[str] | None = option(None, help="document fields to index (none: BM25's default)")
     overwrite: bool = option(False, help="replace an index already at --out")
+    chunk_size: int | None = option(None, help="read and tokenise the corpus in chunks of this many documents "
+                                               "(bounded memory, identical index; none: all at once)")
 
     def bm25_args(self) -> dict[str, Any]:
         from rankstack.pipeline.expression import parse_component
@@ -84,9 +86,24 @@ def run(config: IndexConfig, *, progress: bool = True) -> IndexOutcome:
     collection = Collection(config.collection, data_root=config.data_root)
     inputs = _inputs(collection, config.data_root)
     start = time.perf_counter()
-    retriever = BM25Retriever.from_collection(collection, **config.bm25_args())
+    retriever = BM25Retriever.from_collection(collection, chunk_size=config.chunk_size, **config.bm25_args())
     retriever.save(config.out, overwrite=config.overwrite, inputs=inputs)
     return IndexOutcome(config.out, collection.name, retriever.num_docs, time.perf_counter() - start)
+
+
+EXECUTION_HELP = "where heavy batch work runs: local, or ray (Ray Data actor pools; identical results)"
+RAY_ADDRESS_HELP = "with --execution ray: a cluster to join (e.g. ray://head:10001 or auto); none = a local one"
+WORKERS_HELP = "with --execution ray: actors, each holding one model (one CPU each)"
+
+
+def executor_for(config: Any) -> Any:
+    """The rankstack.engine executor a config's execution options ask for (None for local)."""
+    if getattr(config, "execution", "local") == "local":
+        return None
+    from rankstack.engine import ExecutionOptions, get_executor
+
+    return get_executor(ExecutionOptions(execution=config.execution, ray_address=config.ray_address,
+                                         workers=config.workers))
 
 
 @dataclass(frozen=True)
@@ -102,10 +119,15 @@ class RetrieveConfig:
     tag: str | None = option(None, help="run tag (none: the file stem)")
     cache_dir: Path | None = option(Path(".cache/rankstack"), help="where indexes and stage outputs are cached "
                                                                    "('none' disables caching)")
+    execution: Literal["local", "ray"] = option("local", help=EXECUTION_HELP + " (dense corpus encoding)")
+    ray_address: str | None = option(None, help=RAY_ADDRESS_HELP)
+    workers: int = option(2, help=WORKERS_HELP)
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise InputError(f"-k must be a positive integer, got {self.k}")
+        if self.workers < 1:
+            raise InputError(f"--workers must be a positive integer, got {self.workers}")
 
 
 @dataclass
@@ -132,10 +154,17 @@ def run_retrieve(config: RetrieveConfig, *, progress: bool = True) -> RetrieveOu
     inputs = _inputs(collection, config.data_root)
     check_output_file(config.out, inputs)
     queries = collection.queries(config.split)
-    stage = parse_pipeline(config.retriever, Context(collection=collection, cache_dir=config.cache_dir)) % config.k
-    start = time.perf_counter()
-    result = stage(queries)
-    took = time.perf_counter() - start
+    executor = executor_for(config)
+    try:
+        extras = {"executor": executor} if executor is not None else {}
+        context = Context(collection=collection, cache_dir=config.cache_dir, extras=extras)
+        stage = parse_pipeline(config.retriever, context) % config.k
+        start = time.perf_counter()
+        result = stage(queries)
+        took = time.perf_counter() - start
+    finally:
+        if executor is not None:
+            executor.close()
     write_run(result, config.out, tag=config.tag or config.out.stem)
     return RetrieveOutcome(config.out, len(result.query_ids), len(result), took)
 
@@ -157,6 +186,9 @@ class EvaluateConfig:
                                              "permutation test, Holm-corrected")
     json: Path | None = option(None, help="write {run: {measure: mean}} here")
     per_query: Path | None = option(None, help="with --baseline: per-query CSV here")
+    execution: Literal["local", "ray"] = option("local", help=EXECUTION_HELP + " (one task per run file)")
+    ray_address: str | None = option(None, help=RAY_ADDRESS_HELP)
+    workers: int = option(2, help=WORKERS_HELP)
 
     def __post_init__(self) -> None:
         if self.qrels is None and self.collection is None:
@@ -199,7 +231,16 @@ def run_evaluate(config: EvaluateConfig, *, progress: bool = True) -> EvaluateOu
         if r.name in runs:
             raise InputError(f"two runs are named {r.name!r}", path=path, fix="give run files distinct names")
         runs[r.name] = r
-    results = {name: evaluate(r, qrels, config.measures, missing=config.missing) for name, r in runs.items()}
+    executor = executor_for(config)
+    if executor is None:
+        results = {name: evaluate(r, qrels, config.measures, missing=config.missing) for name, r in runs.items()}
+    else:  # the same evaluate() per run file, in Ray workers; equal to the local values bit for bit
+        try:
+            evaluations = executor.evaluate_runs([str(p) for p in config.runs], qrels, config.measures,
+                                                 missing=config.missing)
+        finally:
+            executor.close()
+        results = dict(zip(runs, evaluations))
     comparison = None
     if config.baseline is not None:
         if config.baseline not in runs:

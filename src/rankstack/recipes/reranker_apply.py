@@ -42,8 +42,14 @@ class RerankConfig:
                      "bf16 (fastest, scores ~0.99997 correlated with fp32)")
     threads: int | None = option(None, help="torch threads while scoring (none: torch's choice)")
     tag: str | None = option(None, help="run tag (none: the file stem)")
+    execution: Literal["local", "ray"] = option("local", help="where pairs are scored: local, or ray (Ray Data actor "
+                                                            "pools, each building the model once; identical scores)")
+    ray_address: str | None = option(None, help="with --execution ray: a cluster to join (e.g. auto); none = a local one")
+    workers: int = option(2, help="with --execution ray: actors, each holding one model (one CPU, one torch thread)")
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise InputError(f"--workers must be a positive integer, got {self.workers}")
         if self.k < 1:
             raise InputError(f"-k must be a positive integer, got {self.k}")
         if self.keep is not None and self.keep < 1:
@@ -99,9 +105,25 @@ def run(config: RerankConfig, *, progress: bool = True) -> RerankResult:
                                     depth=config.k, combine=combine,
                                     alpha=config.interpolate if config.interpolate is not None else 0.5,
                                     norm=config.norm, progress=progress)
-    start = time.perf_counter()
-    out = reranker(first)
-    took = time.perf_counter() - start
+    executor = None
+    if config.execution == "ray":
+        from rankstack.engine import attach_pair_executor
+        from rankstack.engine.pairs import reranker_spec
+        from rankstack.recipes.index import executor_for
+
+        executor = executor_for(config)
+        # workers rebuild the model from this spec; precision is the one resolved here, so every node
+        # computes the same path (batches, depth and fusion stay on this process)
+        attach_pair_executor(reranker, reranker_spec(config.model, max_length=reranker.max_length,
+                                                     batch_size=config.batch_size,
+                                                     precision=reranker.precision_used), executor)
+    try:
+        start = time.perf_counter()
+        out = reranker(first)
+        took = time.perf_counter() - start
+    finally:
+        if executor is not None:
+            executor.close()
     if config.keep:
         out = out.top_k(config.keep)
     write_run(out, config.out, tag=config.tag or config.out.stem)

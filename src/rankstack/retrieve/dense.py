@@ -102,6 +102,26 @@ def _factory_string(p: dict[str, Any]) -> str:
             "ivfpq": f"IVF{p.get('nlist')},PQ{p.get('m')}x{p.get('nbits')}"}[t]
 
 
+def _new_index(p: dict[str, Any], dim: int) -> Any:
+    """An empty FAISS index of parameters ``p`` with its k-means seeded (``p["seed"]``)."""
+    faiss, seed = _faiss(), int(p["seed"])
+    idx = faiss.index_factory(dim, _factory_string(p), faiss.METRIC_INNER_PRODUCT)
+    if p["type"] == "hnsw":
+        idx.hnsw.efConstruction = int(p["ef_construction"])
+    if p["type"] in ("ivf", "ivfpq"):
+        faiss.extract_index_ivf(idx).cp.seed = seed
+    if p["type"] == "pq":
+        idx.pq.cp.seed = seed
+    if p["type"] == "ivfpq":
+        faiss.downcast_index(faiss.extract_index_ivf(idx)).pq.cp.seed = seed
+    return idx
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
 def _apply_search_params(index: Any, p: dict[str, Any]) -> None:
     faiss = _faiss()
     if p["type"] == "hnsw":
@@ -147,7 +167,6 @@ class DenseIndex:
               nbits: int = 8, nlist: int | None = None, nprobe: int | None = None, ef_search: int = 128,
               ef_construction: int = 200, seed: int = 0, threads: int = 0) -> DenseIndex:
         """Train (when the type needs it) and fill an index of ``vectors`` (``[n, d]`` float32)."""
-        faiss = _faiss()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         docids = np.asarray(list(docids)).astype(str)
         if vectors.ndim != 2 or len(vectors) == 0:
@@ -159,15 +178,7 @@ class DenseIndex:
         p = _index_params(index, vectors.shape[1], len(vectors), m, nbits, nlist, nprobe, ef_search,
                           ef_construction)
         p["seed"] = int(seed)
-        idx = faiss.index_factory(vectors.shape[1], _factory_string(p), faiss.METRIC_INNER_PRODUCT)
-        if p["type"] == "hnsw":
-            idx.hnsw.efConstruction = int(p["ef_construction"])
-        if p["type"] in ("ivf", "ivfpq"):
-            faiss.extract_index_ivf(idx).cp.seed = int(seed)
-        if p["type"] == "pq":
-            idx.pq.cp.seed = int(seed)
-        if p["type"] == "ivfpq":
-            faiss.downcast_index(faiss.extract_index_ivf(idx)).pq.cp.seed = int(seed)
+        idx = _new_index(p, vectors.shape[1])
         with _faiss_threads(threads):
             if not idx.is_trained:
                 log.info("training FAISS %s on %d vectors", _factory_string(p), len(vectors))
@@ -175,6 +186,49 @@ class DenseIndex:
             idx.add(vectors)
         _apply_search_params(idx, p)
         return cls(idx, docids, encoder_id, p)
+
+    @classmethod
+    def build_streaming(cls, chunks: Any, num_docs: int, encoder_id: str, index: str = "flat",
+                        train_size: int | None = None, m: int | None = None, nbits: int = 8,
+                        nlist: int | None = None, nprobe: int | None = None, ef_search: int = 128,
+                        ef_construction: int = 200, seed: int = 0, threads: int = 0) -> DenseIndex:
+        """An index filled from ``(vectors, docids)`` chunks, never holding the whole matrix. Trained types
+        (ivf, pq, ivfpq) train on the first ``train_size`` vectors (default ``min(n, max(64 * nlist,
+        9,984))``; FAISS wants >= 39 per centroid), then add chunk by chunk: equal to :meth:`build` for
+        flat/hnsw, differing only by the training sample otherwise."""
+        it, buffered, docids, have = iter(chunks), [], [], 0
+        first = next(it, None)
+        if first is None:
+            raise InputError("dense: need a non-empty stream of vector chunks")
+        dim = int(np.asarray(first[0]).shape[1])
+        p = {**_index_params(index, dim, num_docs, m, nbits, nlist, nprobe, ef_search, ef_construction), "seed": seed}
+        idx = _new_index(p, dim)
+        need = 0 if idx.is_trained else min(num_docs, train_size or max(64 * p.get("nlist", 1), 9984))
+        with _faiss_threads(threads):
+            for vecs, ids in _chain(first, it):
+                vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+                if len(ids) != len(vecs):
+                    raise InputError(f"dense: {len(ids)} document ids for {len(vecs)} vectors")
+                docids += [str(d) for d in ids]
+                if not idx.is_trained:
+                    buffered.append(vecs)
+                    have += len(vecs)
+                    if have < need:
+                        continue
+                    sample = np.concatenate(buffered)
+                    log.info("training FAISS %s on %d vectors", _factory_string(p), min(need, len(sample)))
+                    idx.train(sample[:need])
+                    vecs, buffered = sample, []
+                idx.add(vecs)
+            if buffered:  # the stream ended before train_size vectors: train on all of them
+                idx.train(sample := np.concatenate(buffered))
+                idx.add(sample)
+        if len(docids) != num_docs:
+            raise InputError(f"dense: the stream held {len(docids)} documents, {num_docs} were announced")
+        if len(set(docids)) != len(docids):
+            raise InputError("dense: document ids are not unique", fix="give every document a unique id")
+        _apply_search_params(idx, p)
+        return cls(idx, np.array(docids), encoder_id, p)
 
     def check_encoder(self, encoder_id: str) -> None:
         """Refuse an encoder other than the one whose vectors fill the index."""
@@ -279,15 +333,36 @@ class DenseRetriever(Stage):
     def from_collection(cls, collection: Collection | str | Path, encoder: str | Encoder = "minilm",
                         index: str = "flat", cache_dir: str | Path | None = None, k: int = 1000,
                         seed: int = 0, threads: int = 0, precision: str = "auto", batch_size: int = 32,
-                        max_length: int | None = None, **index_args: Any) -> DenseRetriever:
-        """Encode the collection (cached under ``cache_dir``) and build an index of type ``index``."""
+                        max_length: int | None = None, executor: Any = None, chunk_size: int | None = None,
+                        **index_args: Any) -> DenseRetriever:
+        """Encode the collection (cached under ``cache_dir``) and build an index of type ``index``.
+
+        ``executor``: anything with ``encode(spec, texts, ids, batch_size, options)`` (rankstack.engine,
+        e.g. Ray workers; same vectors bit for bit; ``encoder`` must be a spec). ``chunk_size``: encode
+        and index chunk by chunk (each chunk cached on its own): memory holds one chunk, not the matrix.
+        """
         coll = collection if isinstance(collection, Collection) else Collection(collection)
         enc = load_encoder(encoder, precision=precision, threads=threads or None, batch_size=batch_size,
                            max_length=max_length)
+        encode_fn = None
+        if executor is not None:
+            if not isinstance(encoder, str):
+                raise InputError("dense: distributed encoding needs the encoder as a spec (a name or a folder)")
+            opts = {"precision": enc.precision, "max_length": max_length}  # resolved: same on every node
+            encode_fn = lambda texts, ids: executor.encode(encoder, texts, ids, batch_size, opts)  # noqa: E731
+        if chunk_size is not None:
+            num_docs = sum(1 for _ in coll.corpus())
+            chunks = ((cached_encode(enc, [d.contents for d in c], [d.docid for d in c], cache_dir,
+                                     encode_fn=encode_fn), [d.docid for d in c])
+                      for c in coll.corpus_chunks(chunk_size))
+            idx = DenseIndex.build_streaming(chunks, num_docs, enc.encoder_id, index=index, seed=seed,
+                                             threads=threads, **index_args)
+            return cls(enc, idx, k=k, encoder_spec=encoder if isinstance(encoder, str) else None, cache_dir=cache_dir)
         docs = list(coll.corpus())
         if not docs:
             raise InputError("dense: the collection has no documents", path=coll.corpus_path)
-        vectors = cached_encode(enc, [d.contents for d in docs], [d.docid for d in docs], cache_dir)
+        vectors = cached_encode(enc, [d.contents for d in docs], [d.docid for d in docs], cache_dir,
+                                encode_fn=encode_fn)
         idx = DenseIndex.build(vectors, [d.docid for d in docs], enc.encoder_id, index=index, seed=seed,
                                threads=threads, **index_args)
         spec = encoder if isinstance(encoder, str) else None
@@ -354,9 +429,10 @@ def build_dense(context: Context | None = None, encoder: str = "minilm", index: 
                 m: int | None = None, nbits: int = 8, nlist: int | None = None, nprobe: int | None = None,
                 ef_search: int = 128, ef_construction: int = 200, precision: str = "auto",
                 batch_size: int = 32, threads: int = 0, max_length: int | None = None,
-                k: int = 1000) -> DenseRetriever:
+                k: int = 1000, chunk_size: int | None = None) -> DenseRetriever:
     """Dense retrieval over the context's collection (embeddings cached in the context's cache folder),
-    or over a saved index when ``index`` is a folder path instead of a type name."""
+    or over a saved index when ``index`` is a folder path instead of a type name. The corpus is
+    encoded by ``context.extras["executor"]`` when set (rankstack.engine: local or Ray)."""
     if index not in INDEX_TYPES and Path(str(index)).is_dir():
         return DenseRetriever.load(index, encoder=None if encoder == "minilm" else encoder, k=k,
                                    precision=precision, threads=threads, batch_size=batch_size,
@@ -369,5 +445,6 @@ def build_dense(context: Context | None = None, encoder: str = "minilm", index: 
     return DenseRetriever.from_collection(context.collection, encoder=encoder, index=index,
                                           cache_dir=context.cache_dir, k=k, seed=context.seed,
                                           threads=threads, precision=precision, batch_size=batch_size,
-                                          max_length=max_length, m=m, nbits=nbits, nlist=nlist,
+                                          max_length=max_length, executor=context.extras.get("executor"),
+                                          chunk_size=chunk_size, m=m, nbits=nbits, nlist=nlist,
                                           nprobe=nprobe, ef_search=ef_search, ef_construction=ef_construction)

@@ -43,3 +43,23 @@ def test_bm25_from_chunks_equals_bm25(syn, params, tmp_path):
     streamed.save(tmp_path / "idx")
     c = (BM25Retriever.load(tmp_path / "idx") % 100)(queries)
     assert np.array_equal(c.docids, a.docids) and np.array_equal(c.scores, a.scores)
+
+
+def test_streamed_faiss_index_equals_built_one():
+    from rankstack.retrieve.dense import DenseIndex
+
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(1500, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [f"d{i}" for i in range(1500)]
+    chunks = [(vecs[i:i + 400], ids[i:i + 400]) for i in range(0, 1500, 400)]
+    whole = DenseIndex.build(vecs, ids, "e", index="flat")
+    streamed = DenseIndex.build_streaming(iter(chunks), 1500, "e", index="flat")
+    assert np.array_equal(whole.search(vecs[:5], 10)[1], streamed.search(vecs[:5], 10)[1])
+    ivfpq = DenseIndex.build_streaming(iter(chunks), 1500, "e", index="ivfpq", m=4, nbits=4, nlist=8,
+                                       train_size=500)
+    assert len(ivfpq) == 1500 and ivfpq.params["nlist"] == 8
+    hits = ivfpq.search(vecs[:50], 10)[1]
+    assert np.mean([i in row for i, row in enumerate(hits)]) > 0.5  # approximate, but finds itself
+    with pytest.raises(InputError, match="announced"):
+        DenseIndex.build_streaming(iter(chunks), 1499, "e", index="flat")
