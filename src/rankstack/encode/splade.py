@@ -164,11 +164,14 @@ class SpladeEncoder:
     @staticmethod
     def pool(logits: Any, attention_mask: Any) -> Any:
         """``max_i log(1 + ReLU(logits_i))`` over real tokens: ``[B, T, V] -> [B, V]`` (differentiable)."""
+        # log(1 + ReLU(.)) is monotonic, so it commutes with the max: pool the raw logits first
+        # (padding masked to -inf) and transform only [B, V] -- exact, also for the gradient (it flows
+        # to the same arg-max token), and it avoids three [B, T, V] temporaries.
+        pad = ~attention_mask.bool().unsqueeze(-1)
+        pooled = logits.masked_fill(pad, float("-inf")).amax(dim=1).float()
         import torch
 
-        act = torch.log1p(torch.relu(logits.float()))
-        act = act * attention_mask.unsqueeze(-1).to(act.dtype)
-        return act.amax(dim=1)
+        return torch.log1p(torch.relu(pooled))
 
     def represent(self, features: Any, model: Any = None) -> Any:
         """SPLADE vectors ``[B, V]`` of tokenised ``features`` (with gradients when the caller trains)."""
