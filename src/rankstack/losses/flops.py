@@ -10,11 +10,13 @@ ranking loss.
   many texts (long posting lists) far more than rare ones. SPLADE v2 (Formal et al., 2021) uses it
   with separate lambdas for queries and documents, ramped up quadratically (:func:`lambda_warmup`).
 * IDF-aware FLOPS (Geng, Ru & Yang, "Towards Competitive Search Relevance For Inference-Free Learned
-  Sparse Retrievers", 2024): in the inference-free model a document's term weight only ever meets a
-  query through ``idf(t) * w_d(t)``, so the regulariser is applied to that idf-weighted
-  representation: ``sum_j (idf_j * mean_i |w_ij|)^2``. Our reading of the paper (see the report in
-  benchmarks/sparse.md); :func:`flops` takes any per-term weights, so another weighting is one
-  argument away.
+  Sparse Retrievers", 2024): in the inference-free model a document weight ``w_j`` meets a query as
+  ``idf_j * w_j``, and plain FLOPS, penalising every term alike, prunes informative rare terms as
+  readily as frequent uninformative ones. The IDF-aware variant makes the penalty depend on the
+  term's idf so that low-idf (frequent) terms are penalised more and high-idf (informative) terms
+  less: we weight term ``j`` by ``1 / idf_j``, ``sum_j (mean_i |w_ij| / idf_j)^2``. This per-term
+  weighting is our reading of the paper's stated effect, not a copy of its code (none is available
+  offline); :func:`flops` takes any per-term weights, so another weighting is one argument away.
 """
 
 from __future__ import annotations
@@ -53,13 +55,16 @@ def flops(reps: Tensor, term_weights: Tensor | None = None, mask: Tensor | None 
     return (mean ** 2).sum()
 
 
-def idf_flops(reps: Tensor, idf: Tensor, mask: Tensor | None = None) -> Tensor:
-    """IDF-aware FLOPS (Geng et al., 2024): FLOPS of the representation as the idf-weighted query sees it."""
+def idf_flops(reps: Tensor, idf: Tensor, mask: Tensor | None = None, floor: float = 0.1) -> Tensor:
+    """IDF-aware FLOPS (Geng et al., 2024): FLOPS with term weights ``1 / max(idf_j, floor)``.
+
+    ``floor`` keeps a term that occurs in (almost) every document from an unbounded weight.
+    """
     if idf is None:
         raise InputError("idf_flops needs the corpus idf per vocabulary term")
     if (idf < 0).any():
         raise InputError("idf_flops: idf values must be non-negative")
-    return flops(reps, term_weights=idf, mask=mask)
+    return flops(reps, term_weights=1.0 / idf.float().clamp(min=floor), mask=mask)
 
 
 def lambda_warmup(step: int, lam: float, warmup_steps: int) -> float:

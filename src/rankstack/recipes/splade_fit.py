@@ -13,7 +13,7 @@ turns them into a loss. Teachers:
   scale dominates.
 
 The objective is ``rank_loss + lambda_d(t) * R(doc reps) [+ lambda_q(t) * FLOPS(query reps)]`` with
-``R`` FLOPS or IDF-aware FLOPS (:mod:`rankstack.losses.flops`) and the quadratic lambda ramp. The
+``R`` FLOPS or IDF-aware FLOPS (:mod:`rankstack.losses.flops`: weights ``1 / idf``) and the quadratic lambda ramp. The
 Trainer only sees a callable loss; the representations of the current batch are read from the
 scoring module, so the shared loop needs no change.
 """

@@ -52,14 +52,17 @@ def test_idf_flops_value_and_gradient_match_numpy(reps):
     t = torch.tensor(reps, requires_grad=True)
     value = idf_flops(t, torch.tensor(idf, dtype=torch.float32))
     value.backward()
-    assert float(value.detach()) == pytest.approx(np_flops(reps, idf), rel=1e-5)
-    np.testing.assert_allclose(t.grad.numpy(), np_flops_grad(reps, idf), rtol=1e-4, atol=1e-6)
+    weights = 1.0 / np.maximum(idf, 0.1)
+    assert float(value.detach()) == pytest.approx(np_flops(reps, weights), rel=1e-5)
+    np.testing.assert_allclose(t.grad.numpy(), np_flops_grad(reps, weights), rtol=1e-4, atol=1e-6)
 
 
-def test_idf_weights_scale_each_terms_penalty_quadratically():
+def test_idf_aware_penalty_falls_with_idf():
+    """Frequent (low-idf) terms cost more than rare (high-idf) ones: weight 1/idf, squared."""
     w = torch.tensor([[1.0, 1.0]])
     assert float(idf_flops(w, torch.tensor([1.0, 1.0]))) == pytest.approx(2.0)
-    assert float(idf_flops(w, torch.tensor([2.0, 0.0]))) == pytest.approx(4.0)  # a zero-idf term is free
+    assert float(idf_flops(w, torch.tensor([0.5, 4.0]))) == pytest.approx(4.0 + 1 / 16)
+    assert float(idf_flops(w, torch.tensor([0.0, 1.0]))) == pytest.approx(100.0 + 1.0)  # floored at idf 0.1
 
 
 def test_mask_drops_padding_rows(reps):
@@ -99,4 +102,4 @@ def test_registered_by_name(reps):
     t = torch.tensor(reps)
     idf = torch.full((reps.shape[1],), 2.0)
     assert float(get_regulariser("flops")(t)) == pytest.approx(np_flops(reps), rel=1e-6)
-    assert float(get_regulariser("idf-flops")(t, idf)) == pytest.approx(4 * np_flops(reps), rel=1e-5)
+    assert float(get_regulariser("idf-flops")(t, idf)) == pytest.approx(np_flops(reps) / 4, rel=1e-5)
