@@ -21,7 +21,7 @@ from tests.fixtures.beir import write_beir
 from tests.fixtures.models import make_tiny_bert
 from tests.unit.service._support import state_for
 
-EXAMPLES = 40
+EXAMPLES = 25
 
 
 @pytest.fixture(scope="module")
