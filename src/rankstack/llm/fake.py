@@ -26,15 +26,24 @@ from typing import Any
 import numpy as np
 
 from rankstack.errors import InputError
-from rankstack.llm.base import Chat, Generation, LLMBackend, Prompt, cut_at_stop
+from rankstack.llm.base import Generation, LLMBackend, Prompt, cut_at_stop
 
-__all__ = ["FakeLM", "fake_tokens"]
+__all__ = ["FakeLM", "fake_tokens", "truncate_words"]
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def fake_tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
+
+
+def truncate_words(texts: Sequence[str], max_tokens: int) -> list[str]:
+    """Each text cut after its ``max_tokens``-th word or punctuation mark (the fake's tokens)."""
+    out = []
+    for t in texts:
+        spans = [m.span() for m in _TOKEN.finditer(t)]
+        out.append(t if len(spans) <= max_tokens else t[:spans[max_tokens - 1][1]])
+    return out
 
 
 def _hash_score(*parts: str) -> float:
@@ -76,11 +85,7 @@ class FakeLM(LLMBackend):
         return [len(fake_tokens(self.render(t))) for t in texts]
 
     def truncate(self, texts: Sequence[str], max_tokens: int) -> list[str]:
-        out = []
-        for t in texts:
-            spans = [m.span() for m in _TOKEN.finditer(t)]
-            out.append(t if len(spans) <= max_tokens else t[:spans[max_tokens - 1][1]])
-        return out
+        return truncate_words(texts, max_tokens)
 
     def candidate_tokens(self, candidates: Sequence[str]) -> list[str]:
         for c in candidates:

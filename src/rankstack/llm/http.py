@@ -27,7 +27,7 @@ import numpy as np
 
 from rankstack.errors import InputError, require
 from rankstack.llm.base import Chat, Generation, LLMBackend, Prompt
-from rankstack.llm.fake import fake_tokens
+from rankstack.llm.fake import fake_tokens, truncate_words
 
 __all__ = ["OpenAIBackend", "ServerError"]
 
@@ -67,9 +67,7 @@ class OpenAIBackend(LLMBackend):
         return [len(fake_tokens(self._text(t))) for t in texts]
 
     def truncate(self, texts: Sequence[str], max_tokens: int) -> list[str]:
-        from rankstack.llm.fake import FakeLM
-
-        return FakeLM.truncate(self, texts, max_tokens)  # same word/punctuation estimate
+        return truncate_words(texts, max_tokens)  # the same word/punctuation estimate
 
     def candidate_tokens(self, candidates: Sequence[str]) -> list[str]:
         return list(candidates)

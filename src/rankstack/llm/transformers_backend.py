@@ -24,7 +24,7 @@ import numpy as np
 
 from rankstack.errors import InputError, require
 from rankstack.hardware import hf_offline, torch_threads
-from rankstack.llm.base import Chat, Generation, LLMBackend, Prompt, cut_at_stop, length_batches
+from rankstack.llm.base import Generation, LLMBackend, Prompt, cut_at_stop, length_batches
 
 __all__ = ["TransformersBackend", "check_gguf"]
 
@@ -82,7 +82,8 @@ class TransformersBackend(LLMBackend):
             self.pad_id = 0
         eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None) or tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
-        self.eos_ids.add(tokenizer.eos_token_id) if tokenizer.eos_token_id is not None else None
+        if tokenizer.eos_token_id is not None:
+            self.eos_ids.add(tokenizer.eos_token_id)
 
     # --- construction -------------------------------------------------------------------------------
     @classmethod

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rankstack.errors import InputError
-from rankstack.llm.base import LLMBackend, Usage
+from rankstack.llm.base import LLMBackend
 from rankstack.pipeline.stage import StageInput
 from rankstack.registry import Context, register
 from rankstack.rerank.base import DocumentSource, PairScorer
