@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rankstack.cli._common import add_verb
 from rankstack.recipes.config import add_arguments, field_names, from_args
-from rankstack.recipes.robust import SECTIONS, RobustConfig
+from rankstack.recipes.robust import SECTIONS, AugmentConfig, RobustConfig
 
 EXAMPLE = """\
 rankstack robust perturb --collections scifact cranfield --queries 30 --out out/robust-perturb
@@ -37,7 +37,20 @@ def register(sub) -> None:
                             "options given here override it")
         add_arguments(v, RobustConfig)
         v.set_defaults(func=run, sections=SECTIONS if name == "study" else (name,))
+    aug = add_verb(verbs, "augment", "Write a BEIR copy whose training queries gain typo/neighbour twins (same "
+                   "judgements), for perturbation-aware training with 'rankstack train reranker'.",
+                   "rankstack robust augment --collection scifact --out .cache/robust/scifact-aug\n"
+                   "rankstack train reranker --collection .cache/robust/scifact-aug --out .cache/models/ce-aug")
+    add_arguments(aug, AugmentConfig)
+    aug.set_defaults(func=run_augment)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_augment(args: argparse.Namespace) -> int:
+    from rankstack.recipes import robust
+
+    print(robust.run_augment(from_args(AugmentConfig, args)))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

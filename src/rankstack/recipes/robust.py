@@ -21,7 +21,7 @@ from typing import Any
 from rankstack.errors import InputError
 from rankstack.recipes.config import from_mapping, option, to_dict
 
-__all__ = ["RobustConfig", "SECTIONS", "load_config", "run", "RobustOutcome"]
+__all__ = ["RobustConfig", "SECTIONS", "load_config", "run", "RobustOutcome", "AugmentConfig", "run_augment"]
 
 log = logging.getLogger(__name__)
 SECTIONS = ("shift", "perturb", "attack", "certify")
@@ -60,6 +60,7 @@ class RobustConfig:
     budgets: list[float] = option([0.05, 0.15], help="attack budgets: share of document words changed")
     methods: list[str] = option(["substitute", "trigger"], help="attack methods")
     attack_queries: int = option(20, help="attacked queries (first N judged by id), one target each")
+    target_ranks: list[int] = option([51, 100], help="the target is drawn (seeded) from these victim ranks")
     imitation_queries: int = option(30, help="queries whose victim rankings train the surrogate")
     imitation_depth: int = option(30, help="victim ranks imitated per query")
     imitation_epochs: int = option(4, help="surrogate training epochs")
@@ -102,6 +103,8 @@ class RobustConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise InputError(f"{name} must be >= 1, got {v}")
+        if len(self.target_ranks) != 2 or not 11 <= self.target_ranks[0] <= self.target_ranks[1]:
+            raise InputError(f"target_ranks must be [low, high] with 11 <= low <= high, got {self.target_ranks}")
 
 
 def load_config(path: str | Path) -> RobustConfig:
@@ -270,7 +273,7 @@ def run_attack(cfg: RobustConfig, progress: bool = True) -> dict[str, Any]:
         imit_q = pool_q.subset(imit_ids)
         lm = UnigramLM(d.contents for d in env.collection.corpus())
         for vname in cfg.victims:
-            victim = env.victim(vname)
+            victim = env.victim(vname, max(100, cfg.target_ranks[1]))
             shallow = env.victim(vname, cfg.imitation_depth)
             model = minilm_surrogate()
             texts = {**dict(imit_q), **dict(attack_q)}
@@ -289,7 +292,8 @@ def run_attack(cfg: RobustConfig, progress: bool = True) -> dict[str, Any]:
                 defended.append(SmoothedVictim(victim, _smoothing(cfg), syn if cfg.smoothing_mode == "synonym"
                                                else None, top_m=10, seed=cfg.seed))
             rows += attack_rows(victim, model, attack_q, env.doc_text, cfg.budgets, cfg.methods, syn, lm, pool,
-                                defended, cfg.seed, collection=cname, progress=progress)
+                                defended, cfg.seed, ranks=(cfg.target_ranks[0], cfg.target_ranks[1]),
+                                collection=cname, progress=progress)
     return {"summary": summarise_attacks(rows), "surrogates": surrogates, "rows": rows,
             "synonyms": syn.describe(), "fluency": "unigram perplexity proxy fitted on the collection"}
 
@@ -357,8 +361,11 @@ def run(config: RobustConfig, sections: tuple[str, ...] = SECTIONS, *, progress:
     bad = [s for s in sections if s not in SECTIONS]
     if bad:
         raise InputError(f"unknown section(s) {bad}", fix=f"choose from {', '.join(SECTIONS)}")
+    from rankstack.data.beir import resolve_collection
+
     root = Path(config.data_root) if config.data_root else default_data_root()
-    inputs = [root]
+    names = set(config.collections) | (set(config.shift_collections) if "shift" in sections else set())
+    inputs = [root, *(resolve_collection(n, config.data_root) for n in sorted(names))]
     out = Path(config.out)
     check_output_folder(out, overwrite=config.overwrite, inputs=inputs, kind=KIND)
     payload: dict[str, Any] = {"config": to_dict(config), "sections": list(sections),
@@ -393,3 +400,35 @@ def run(config: RobustConfig, sections: tuple[str, ...] = SECTIONS, *, progress:
 
 def with_overrides(config: RobustConfig, **given: Any) -> RobustConfig:
     return replace(config, **given)
+
+
+# ----------------------------------------------------------------------------- perturbation-aware training data
+@dataclass(frozen=True)
+class AugmentConfig:
+    """``rankstack robust augment``: a BEIR copy whose training queries gain perturbed twins.
+
+    Train on it with ``rankstack train reranker --collection OUT ...`` (perturbation-aware training).
+    """
+
+    collection: str = option(help="source collection (BEIR folder or name under the data root)")
+    out: Path = option(help="folder to write (a cache or output folder, never the data root)")
+    split: str = option("train", help="split whose queries are augmented")
+    perturbations: list[str] = option(["typo_swap", "typo_drop", "typo_insert", "typo_keyboard", "synonym"],
+                                      help="one twin per query and perturbation")
+    typo_words: int = option(1, help="words edited per twin")
+    data_root: Path | None = option(None, help="data root (default: $RANKSTACK_DATA or ../shared/data)")
+    seed: int = option(0, help="random seed")
+    overwrite: bool = option(False, help="replace an earlier augmented collection at --out")
+
+
+def run_augment(config: AugmentConfig) -> Path:
+    from rankstack.data.beir import Collection, default_data_root
+    from rankstack.robust.augment import write_augmented_collection
+    from rankstack.robust.perturb import get_perturbation
+
+    syn = _synonyms() if "synonym" in config.perturbations else None
+    perts = [get_perturbation(p, syn, n=config.typo_words) for p in config.perturbations]
+    root = Path(config.data_root) if config.data_root else default_data_root()
+    coll = Collection(config.collection, config.data_root)
+    return write_augmented_collection(coll, config.out, perts, config.split, config.seed, config.overwrite,
+                                      inputs=[root])
