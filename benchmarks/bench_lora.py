@@ -1,7 +1,8 @@
 """LoRA vs full fine-tuning of rerankers on scifact, on one fixed budget (results: benchmarks/lora.md).
 
-    python benchmarks/bench_lora.py ce  --steps 60 --queries 100 --depth 20   # MiniLM: full FT vs LoRA
-    python benchmarks/bench_lora.py llm --steps 60 --queries 50 --depth 20    # SmolLM2 + LoRA vs BM25
+    python benchmarks/bench_lora.py ce  --steps 30 --queries 50 --depth 20    # MiniLM: full FT vs LoRA
+    python benchmarks/bench_lora.py llm --steps 10 --batch 2 --negatives 1 --doc-tokens 128 --queries 10 \
+        --depth 10 --zero-shot                                                 # SmolLM2 + LoRA vs BM25
 
 ``ce`` trains the MiniLM cross-encoder twice with ``recipes.reranker`` on the same data, seed, steps and
 batch (so the same training pairs): every weight (lr 5e-5, 10x for the fresh head: the recipe's
@@ -120,7 +121,13 @@ def ce(args: argparse.Namespace) -> dict[str, Any]:
         figures.update(evaluate_reranker(stage, coll, first, qrels))
         out["arms"][name] = figures
         print(name, json.dumps(figures), flush=True)
+        save(args, out)
     return out
+
+
+def save(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """Write the result so far (a killed run keeps the arms it finished)."""
+    (args.out / f"{args.what}{'-' + args.only if args.only else ''}.json").write_text(json.dumps(result, indent=2))
 
 
 def llm(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,6 +146,7 @@ def llm(args: argparse.Namespace) -> dict[str, Any]:
     if not (model / "manifest.json").is_file():
         cfg = LlmLoraConfig(collection="scifact", out=model, n_negatives=args.negatives, max_steps=args.steps,
                             batch_size=args.batch, lora_rank=args.rank, threads=args.threads, seed=0,
+                            doc_tokens=args.doc_tokens,
                             overwrite=True, time_budget_minutes=args.budget, cache_dir=CACHE)
         lora_llm.run(cfg, progress=True)
     figures = training_figures(model / "manifest.json", args.batch, 1 + args.negatives)
@@ -146,8 +154,10 @@ def llm(args: argparse.Namespace) -> dict[str, Any]:
     figures.update(evaluate_reranker(stage, coll, first, qrels))
     out["arms"]["llm-lora"] = figures
     print("llm-lora", json.dumps(figures), flush=True)
+    save(args, out)
     if args.zero_shot:
-        base = LlmPointwiseReranker(None, documents=coll, depth=args.depth, threads=args.threads, progress=True)
+        base = LlmPointwiseReranker(None, documents=coll, depth=args.depth, threads=args.threads, progress=True,
+                                    doc_tokens=args.doc_tokens)
         out["arms"]["llm-zero-shot"] = evaluate_reranker(base, coll, first, qrels)
         print("llm-zero-shot", json.dumps(out["arms"]["llm-zero-shot"]), flush=True)
     return out
@@ -177,6 +187,7 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=100, help="seeded subset of scifact test queries (0: all 300)")
     p.add_argument("--depth", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--doc-tokens", type=int, default=192, help="llm: documents cut to this many tokens")
     p.add_argument("--budget", type=float, default=15.0, help="minutes: a safety stop per training run")
     p.add_argument("--only", choices=("full", "lora"), default=None)
     p.add_argument("--zero-shot", action="store_true", help="llm: also the base model without the adapter")
@@ -185,7 +196,7 @@ def main() -> None:
     args.queries = args.queries or None
     args.out.mkdir(parents=True, exist_ok=True)
     result = ce(args) if args.what == "ce" else llm(args)
-    (args.out / f"{args.what}{'-' + args.only if args.only else ''}.json").write_text(json.dumps(result, indent=2))
+    save(args, result)
     print(f"CPU: {result['cpu']}; {result['date']}; {result['queries']} scifact test queries, BM25 top {result['depth']}")
     print(table(result))
 
