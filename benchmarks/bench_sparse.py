@@ -59,15 +59,46 @@ def _marks(cmp, name):
     return f"{s.mean:.4f}" + ("†" if s.t_p_holm < cmp.alpha else "") + ("‡" if s.perm_p_holm < cmp.alpha else "")
 
 
+def _subsample(coll: Collection, split: str, max_docs: int, seed: int, out: Path) -> Collection:
+    """A copy of ``coll`` with every document judged in ``split`` plus seeded random others (``max_docs`` in all)."""
+    judged = {d for docs in coll.qrels(split).to_dict().values() for d in docs}
+    docs = coll.documents()
+    others = sorted(d for d in docs if d not in judged)
+    rng = np.random.default_rng(seed)
+    pick = judged | {others[i] for i in rng.choice(len(others), max(0, max_docs - len(judged)), replace=False)}
+    (out / "qrels").mkdir(parents=True)
+    with open(out / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        for d in sorted(pick):
+            fh.write(json.dumps({"_id": d, "title": docs[d].title, "text": docs[d].text}) + "\n")
+    (out / "queries.jsonl").write_bytes((coll.path / "queries.jsonl").read_bytes())
+    (out / "qrels" / f"{split}.tsv").write_bytes((coll.path / "qrels" / f"{split}.tsv").read_bytes())
+    return Collection(out)
+
+
+def _dense_subset(full_ctx: Context, coll: Collection, precision: str):
+    """Dense over a subsampled corpus from the full corpus' cached embeddings (no re-encoding)."""
+    from rankstack.retrieve.dense import DenseIndex, DenseRetriever
+
+    full = build({"name": "dense", "args": {"precision": precision}}, context=full_ctx)
+    ids = [d.docid for d in coll.corpus()]
+    idx = DenseIndex.build(full.index.vectors_of(ids), ids, full.encoder.encoder_id)
+    return DenseRetriever(full.encoder, idx)
+
+
 def zeroshot(args) -> None:
     results = json.loads(args.json.read_text()) if args.json and args.json.is_file() else {}
     print("| collection | queries | method | nDCG@10 | index bytes | build s | queries/s | terms/doc |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for name in args.collections:
-        coll = Collection(name)
+        coll = full = Collection(name)
+        tmp = Path(tempfile.mkdtemp())
+        label = name
+        if args.max_docs and sum(1 for _ in coll.corpus()) > args.max_docs:
+            coll = _subsample(full, args.split, args.max_docs, args.seed, tmp / "corpus")
+            label = f"{name} ({sum(1 for _ in coll.corpus())}-doc subsample)"
         queries, qrels = coll.queries(args.split), coll.qrels(args.split)
         ctx = Context(collection=coll, cache_dir=args.cache_dir)
-        rows, runs, tmp = {}, {}, Path(tempfile.mkdtemp())
+        rows, runs = {}, {}
         t = time.perf_counter()
         bm25 = BM25Retriever.from_collection(coll)
         build_s = time.perf_counter() - t
@@ -76,7 +107,10 @@ def zeroshot(args) -> None:
         rows["bm25"] = dict(bytes=_dir_bytes(tmp / "bm25"), build=build_s, qps=qps)
         if not args.no_dense:
             t = time.perf_counter()
-            dense = build({"name": "dense", "args": {"precision": args.precision}}, context=ctx)
+            if coll is full:
+                dense = build({"name": "dense", "args": {"precision": args.precision}}, context=ctx)
+            else:
+                dense = _dense_subset(Context(collection=full, cache_dir=args.cache_dir), coll, args.precision)
             build_s = time.perf_counter() - t
             dense.cache_dir = None  # time query encoding, not the query-embedding cache
             runs["dense"], qps = _qps(dense % 1000, queries)
@@ -89,21 +123,22 @@ def zeroshot(args) -> None:
         build_s = time.perf_counter() - t
         index.save(tmp / "splade")
         terms = float(index.terms_per_doc().mean())
-        for label, mode in (("splade", "full"), ("splade_if", "idf")):
+        for method, mode in (("splade", "full"), ("splade_if", "idf")):
             stage = SparseRetriever(enc, index, mode=mode, threads=args.threads)
-            runs[label], qps = _qps(stage % 1000, queries)
-            rows[label] = dict(bytes=_dir_bytes(tmp / "splade"), build=build_s, qps=qps, terms=terms)
+            runs[method], qps = _qps(stage % 1000, queries)
+            rows[method] = dict(bytes=_dir_bytes(tmp / "splade"), build=build_s, qps=qps, terms=terms)
         cmp = compare(runs, qrels, MEASURES, baseline="bm25")
         ratio = rows["bm25"]["qps"] / rows["splade_if"]["qps"]
         entry = {"queries": len(cmp.queries), "latency_ratio_if_vs_bm25": ratio, "methods": {}}
-        for label, r in rows.items():
-            s = cmp.stats["nDCG@10"][label]
-            entry["methods"][label] = {**r, "ndcg10": s.mean,
-                                       "t_p_holm": None if label == "bm25" else s.t_p_holm,
-                                       "perm_p_holm": None if label == "bm25" else s.perm_p_holm}
-            print(f"| {name} | {len(cmp.queries)} | {label} | {_marks(cmp, label)} | {r['bytes']:,} | "
+        entry["corpus"] = label
+        for method, r in rows.items():
+            s = cmp.stats["nDCG@10"][method]
+            entry["methods"][method] = {**r, "ndcg10": s.mean,
+                                        "t_p_holm": None if method == "bm25" else s.t_p_holm,
+                                        "perm_p_holm": None if method == "bm25" else s.perm_p_holm}
+            print(f"| {label} | {len(cmp.queries)} | {method} | {_marks(cmp, method)} | {r['bytes']:,} | "
                   f"{r['build']:.1f} | {r['qps']:,.0f} | {r.get('terms', float('nan')):.0f} |", flush=True)
-        print(f"| {name} | | splade_if latency / BM25's | {ratio:.2f}x | | | | |", flush=True)
+        print(f"| {label} | | splade_if latency / BM25's | {ratio:.2f}x | | | | |", flush=True)
         results[name] = entry
         if args.json:
             args.json.write_text(json.dumps(results, indent=2) + "\n")
@@ -158,14 +193,16 @@ def main() -> None:
     z = sub.add_parser("zeroshot")
     z.add_argument("--collections", nargs="+", default=["msmarco_dl19_subset", "cranfield", "cisi", "scifact"])
     z.add_argument("--no-dense", action="store_true")
+    z.add_argument("--max-docs", type=int, default=None,
+                   help="subsample larger corpora: every judged document plus seeded random others")
     t = sub.add_parser("trained")
     t.add_argument("--collection", default="scifact")
     t.add_argument("--models", nargs="*", default=[], metavar="LABEL=DIR")
     t.add_argument("--modes", nargs="+", default=["idf"], choices=["idf", "full"])
     t.add_argument("--depth", type=int, default=100)
     t.add_argument("--max-queries", type=int, default=None)
-    t.add_argument("--seed", type=int, default=0)
     for p in (z, t):
+        p.add_argument("--seed", type=int, default=0)
         p.add_argument("--split", default="test")
         p.add_argument("--precision", default="auto")
         p.add_argument("--threads", type=int, default=0)
