@@ -14,7 +14,8 @@ def register(sub) -> None:
     p = add_verb(sub, "evaluate", "Evaluate TREC runs; prints a measures table (values equal trec_eval's).",
                  "rankstack evaluate --collection scifact --split test bm25.run dense.run -m nDCG@10 -m AP "
                  "-m R@100 --json results.json\n"
-                 "rankstack evaluate --qrels qrels.txt run.txt -m 'AP(rel=2)' --baseline run")
+                 "rankstack evaluate --qrels qrels.txt run.txt -m 'AP(rel=2)' --baseline run\n"
+                 "rankstack evaluate --collection scifact runs/*.run --execution ray --json all.json")
     fields = EvaluateConfig.__dataclass_fields__
     add_arguments(p, EvaluateConfig, exclude=("runs", "measures"))
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help=fields["runs"].metadata["help"])

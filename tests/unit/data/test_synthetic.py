@@ -78,3 +78,14 @@ def test_bad_config_and_refused_overwrite(tmp_path):
         write_synthetic_collection(SyntheticConfig(docs=50, queries=5, vocab_size=2000), tmp_path / "notes",
                                    progress=False)
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+
+
+def test_synth_corpus_verb(tmp_path, capsys):
+    from rankstack.cli import main
+
+    assert main(["synth-corpus", "--docs", "300", "--queries", "5", "--vocab-size", "3000",
+                 "--out", str(tmp_path / "s")]) == 0
+    assert "300 passages, 5 queries" in capsys.readouterr().out
+    assert len(Collection(tmp_path / "s").queries("test")) == 5
+    assert main(["synth-corpus", "--docs", "3", "--queries", "5", "--out", str(tmp_path / "t")]) == 2
+    assert "5 queries need" in capsys.readouterr().err
