@@ -73,6 +73,22 @@ def test_segment_attention_sums_to_layers_times_heads(tiny):
     assert att.sum() == pytest.approx(2 * 2, rel=1e-4)  # each row of each head of each layer sums to 1
 
 
+def test_attention_hooks_equal_output_attentions(tiny):
+    import torch
+
+    ids = torch.tensor([tiny.tokenizer("passage cats purr query cats", add_special_tokens=True)["input_ids"]])
+    previous = tiny.model.config._attn_implementation
+    tiny.model.set_attn_implementation("eager")
+    try:
+        with torch.inference_mode():
+            hooked = tiny._source_attention(ids, 3, 5)
+            full = tiny.model(input_ids=ids, output_attentions=True).attentions
+    finally:
+        tiny.model.set_attn_implementation(previous)
+    expect = sum(layer[0, :, 3:5, :].float().sum(0) for layer in full)
+    torch.testing.assert_close(hooked, expect)
+
+
 def test_candidate_of_several_tokens_and_context_errors(tiny):
     with pytest.raises(InputError, match="is 2 tokens"):
         tiny.next_token_logprobs(["cats"], ["cats purr"])
