@@ -57,11 +57,11 @@ def tables(payloads: list[dict]) -> str:
     att = [r for p in payloads for r in p.get("attack", {}).get("summary", [])]
     if att:
         out += ["## Attacks (target drawn from victim ranks 51-100; success = victim rank <= 10)", "",
-                "| victim | method | budget | targets | success | mean rank gain | mean size | max size | ppl proxy ratio |",
-                "|---|---|---|---|---|---|---|---|---|"]
+                "| victim | method | budget | targets | success | top 10 before attack | mean rank gain | mean size | max size | ppl proxy ratio |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(att, key=lambda r: (r["victim"], r["method"], r["budget"])):
             out.append(f"| {r['victim']} | {r['method']} | {r['budget']} | {r['targets']} | {r['success_rate']:.2f} | "
-                       f"{f4(r['mean_rank_gain'])} | {r['mean_size']:.3f} | {r['max_size']:.3f} | "
+                       f"{f4(r.get('top10_before'))} | {f4(r['mean_rank_gain'])} | {r['mean_size']:.3f} | {r['max_size']:.3f} | "
                        f"{f4(r['mean_ppl_ratio'])} |")
         sur = [s for p in payloads for s in p.get("attack", {}).get("surrogates", [])]
         out += ["", "| surrogate of | imitation queries | steps | seconds | Spearman with victim (attacked queries, top 30) |",

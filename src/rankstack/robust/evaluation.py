@@ -88,6 +88,9 @@ def attack_rows(victim: Any, surrogate: Any, queries: Queries, doc_text: Callabl
                 max_doc_words: int = 400, collection: str = "", progress: bool = True) -> list[dict[str, Any]]:
     """Attack one target per query (a seeded rank in ``ranks`` of the victim's list) with every method/budget.
 
+    ``top10_before`` records whether the *unattacked* target already scores into the top 10 of a victim
+    (never for the undefended one; a defence that reshuffles rankings can put it there without an attack).
+
     ``defended`` victims are evaluated on the *same* adversarial documents (crafted against the
     undefended victim's surrogate: a transfer setting).
     """
@@ -127,7 +130,9 @@ def attack_rows(victim: Any, surrogate: Any, queries: Queries, doc_text: Callabl
                              "method": a.method, "budget": a.budget, "qid": qid, "docid": target, "list_rank": r,
                              "rank_before": before if not v.partial else None,
                              "rank_after": after if (not v.partial or after <= v.depth) else None,
+                             "top10_before": bool(before <= 10),
                              "success": bool(after <= 10), "edits": a.edits, "allowed": a.allowed,
+                             "adversarial_text": a.text,
                              "words": len(words), "size": a.edits / max(len(words), 1),
                              "ppl_ratio": lm.perplexity(a.words) / lm.perplexity(words) if lm is not None else None,
                              "surrogate_gain": a.surrogate_after - a.surrogate_before})
@@ -146,6 +151,7 @@ def summarise_attacks(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
         ppl = [r["ppl_ratio"] for r in rs if r["ppl_ratio"] is not None]
         out.append({"collection": coll, "victim": victim, "method": method, "budget": budget, "targets": len(rs),
                     "success_rate": float(np.mean([r["success"] for r in rs])),
+                    "top10_before": float(np.mean([r.get("top10_before", False) for r in rs])),
                     "mean_rank_gain": float(np.mean(gains)) if gains else None,
                     "mean_size": float(np.mean([r["size"] for r in rs])),
                     "max_size": float(np.max([r["size"] for r in rs])),

@@ -132,7 +132,7 @@ def render_html(payload: Mapping[str, Any], plots: bool = True) -> str:
     if payload.get("attack"):
         parts += ["<h2>Attacks</h2>", _table(payload["attack"]["summary"],
                                              ["collection", "victim", "method", "budget", "targets", "success_rate",
-                                              "mean_rank_gain", "mean_size", "max_size", "mean_ppl_ratio"])]
+                                              "top10_before", "mean_rank_gain", "mean_size", "max_size", "mean_ppl_ratio"])]
         if payload["attack"].get("surrogates"):
             parts += ["<h3>Surrogates</h3>", _table(payload["attack"]["surrogates"],
                                                     ["collection", "victim", "queries", "steps", "seconds", "agreement"])]
