@@ -259,7 +259,6 @@ def run_attack(cfg: RobustConfig, progress: bool = True) -> dict[str, Any]:
     from rankstack.robust.evaluation import attack_rows, summarise_attacks
     from rankstack.robust.surrogate import agreement, imitate, minilm_surrogate
     from rankstack.robust.victims import SmoothedVictim
-    from rankstack.types import Queries
 
     syn = _synonyms()
     rows, surrogates = [], []
