@@ -76,3 +76,14 @@ def test_augmented_collection(tmp_path, tiny_collection):
     assert aug.qrels("test").restrict(["q1~typo_drop"]).docids.tolist() == \
         aug.qrels("test").restrict(["q1"]).docids.tolist()
     assert read_manifest(out, "robust-augmented-collection", (1,))["params"]["added_queries"] > 0
+
+
+def test_cli_bad_config_is_one_line(tmp_path, capsys):
+    from rankstack.cli import main
+
+    bad = tmp_path / "r.toml"
+    bad.write_text("budgets = [2.0]\n")
+    assert main(["robust", "attack", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "budget" in err
+    assert not (tmp_path / "o").exists()
