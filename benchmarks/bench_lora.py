@@ -1,6 +1,7 @@
 """LoRA vs full fine-tuning of rerankers on scifact, on one fixed budget (results: benchmarks/lora.md).
 
     python benchmarks/bench_lora.py ce  --steps 30 --queries 50 --depth 20    # MiniLM: full FT vs LoRA
+    python benchmarks/bench_lora.py speed --rounds 5                           # training step time, interleaved
     python benchmarks/bench_lora.py llm --steps 10 --batch 2 --negatives 1 --doc-tokens 128 --queries 10 \
         --depth 10 --zero-shot                                                 # SmolLM2 + LoRA vs BM25
 
@@ -163,6 +164,72 @@ def llm(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def speed(args: argparse.Namespace) -> dict[str, Any]:
+    """Training step time, full fine-tuning vs LoRA, interleaved in one process on the same batch.
+
+    ``--batch`` groups of 1 scifact train positive + ``--negatives`` random documents (timing depends on
+    lengths, not relevance), length 192, AdamW, ListNet; one untimed warm-up step per arm, then
+    ``--rounds`` rounds of one step each (the order alternates per round); medians and their ratio.
+    """
+    import torch
+
+    from rankstack.losses import get_loss
+    from rankstack.recipes.reranker_data import Group, PairCollator, PairListModel, head_prefixes
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+    from rankstack.train.lora import LoraSettings, add_lora, parameter_counts
+
+    torch.set_num_threads(args.threads)
+    coll = Collection("scifact")
+    queries, qrels = coll.queries("train"), coll.qrels("train").to_dict()
+    rng = np.random.default_rng(0)
+    all_docs = list(coll.documents())
+    groups = []
+    for qid, text in queries:
+        pos = sorted(d for d, r in qrels.get(qid, {}).items() if r > 0)
+        if pos:
+            docs = [pos[0]] + [all_docs[i] for i in rng.choice(len(all_docs), args.negatives, replace=False)]
+            groups.append(Group(qid, text, docs, [1.0] + [0.0] * args.negatives, [1.0] * len(docs), [0] * len(docs),
+                                [0.0] * len(docs)))
+        if len(groups) == args.batch:
+            break
+    torch.manual_seed(0)
+    full = CrossEncoderReranker("minilm", precision="fp32")
+    lora_base = CrossEncoderReranker("minilm", precision="fp32")
+    head = tuple(dict.fromkeys(p.rstrip(".").rsplit(".", 1)[-1] for p in head_prefixes(lora_base.model)))
+    lora = add_lora(lora_base.model, LoraSettings(rank=args.rank, targets=args.targets, modules_to_save=head), "SEQ_CLS")
+    batch = PairCollator(full.tokenizer, coll.doc_texts, 192)(groups)
+    loss = get_loss("listnet")
+    arms = {}
+    for name, net in (("full", full.model), ("lora", lora)):
+        module = PairListModel(net).train()
+        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-5)
+        arms[name] = (module, opt, parameter_counts(net))
+
+    def step(name: str) -> float:
+        module, opt, _ = arms[name]
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss(module(batch[0]), batch[1], batch[2], batch[3]).backward()
+        opt.step()
+        return time.perf_counter() - t
+
+    for name in arms:
+        step(name)
+    times: dict[str, list[float]] = {n: [] for n in arms}
+    for r in range(args.rounds):
+        for name in (("full", "lora") if r % 2 == 0 else ("lora", "full")):
+            times[name].append(step(name))
+            print(name, round(times[name][-1], 2), flush=True)
+    pairs = sum(len(g) for g in groups)
+    out = {"cpu": cpu(), "date": time.strftime("%Y-%m-%d"), "pairs_per_step": pairs, "rounds": args.rounds,
+           "threads": args.threads, "arms": {}}
+    for name, (_, _, counts) in arms.items():
+        med = float(np.median(times[name]))
+        out["arms"][name] = {"median_step_s": med, "pairs_per_s": pairs / med, "steps_s": times[name], **counts}
+    out["lora_speedup"] = out["arms"]["full"]["median_step_s"] / out["arms"]["lora"]["median_step_s"]
+    return out
+
+
 def table(result: dict[str, Any]) -> str:
     rows = [f"| BM25 top {result['depth']} | - | - | - | {result['bm25']:.4f} | - | - |"]
     for name, f in result["arms"].items():
@@ -178,7 +245,8 @@ def table(result: dict[str, Any]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=("ce", "llm"))
+    p.add_argument("what", choices=("ce", "llm", "speed"))
+    p.add_argument("--rounds", type=int, default=5, help="speed: interleaved timed steps per arm")
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--batch", type=int, default=4, help="query groups per optimiser step")
     p.add_argument("--negatives", type=int, default=7)
@@ -195,6 +263,12 @@ def main() -> None:
     args = p.parse_args()
     args.queries = args.queries or None
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.what == "speed":
+        result = speed(args)
+        save(args, result)
+        print(json.dumps({k: v for k, v in result.items() if k != "arms"}),
+              {n: {k: v for k, v in a.items() if k != "steps_s"} for n, a in result["arms"].items()})
+        return
     result = ce(args) if args.what == "ce" else llm(args)
     save(args, result)
     print(f"CPU: {result['cpu']}; {result['date']}; {result['queries']} scifact test queries, BM25 top {result['depth']}")
