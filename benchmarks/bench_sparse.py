@@ -162,7 +162,7 @@ def trained(args) -> None:
     for label, model in models.items():
         enc = SpladeEncoder(model, precision=args.precision, threads=args.threads or None)
         t = time.perf_counter()
-        mat = enc.encode(coll.doc_texts(docids), desc=f"expand {label}")
+        mat = enc.cached_encode(coll.doc_texts(docids), docids, args.cache_dir)  # a re-run reuses it
         secs = time.perf_counter() - t
         from rankstack.retrieve.sparse_index import SparseIndex
 
