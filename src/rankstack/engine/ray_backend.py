@@ -110,7 +110,8 @@ class RayExecutor(Executor):
         ctx.enable_progress_bars = False  # one bar, the driver's, below
         ctx.execution_options.preserve_order = True
         opts = self.options
-        ds = ray.data.from_items(items, override_num_blocks=min(len(items), max(opts.workers * 4, 1)))
+        # up to ~200 blocks: results (and the progress bar) arrive block by block, in order
+        ds = ray.data.from_items(items, override_num_blocks=min(len(items), max(opts.workers * 16, 200)))
         mapped = ds.map_batches(worker_cls, fn_constructor_args=args, batch_size=1, batch_format="numpy",
                                 concurrency=opts.workers, num_cpus=opts.cpus_per_worker,
                                 ray_remote_args_fn=lambda: {"max_restarts": opts.max_retries,
