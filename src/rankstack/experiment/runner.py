@@ -143,11 +143,13 @@ def _save_cached_run(folder: Path, run: Run, params: dict[str, Any], inputs: Ite
 
 
 def run_pipelines(spec: Any, collection: Any, cache_dir: str | Path | None = None, use_cache: bool = True,
-                  inputs: Iterable[Path] = ()) -> ExperimentResult:
+                  inputs: Iterable[Path] = (), executor: Any = None) -> ExperimentResult:
     """Run every pipeline of ``spec`` over ``collection`` (or load its cached run); evaluate; compare.
 
     Each run keeps ``spec.depth`` documents per query; ``% depth`` pushes the depth down to the
-    retrievers (a depth above a retriever's default 1000 is honoured, not capped).
+    retrievers (a depth above a retriever's default 1000 is honoured, not capped). ``executor`` (a
+    rankstack.engine executor, e.g. Ray) is handed to the components through the context: dense
+    corpus encoding and cross-encoder pair scoring run on it, with identical results.
     """
     from rankstack.evaluate import compare, evaluate
 
@@ -155,7 +157,8 @@ def run_pipelines(spec: Any, collection: Any, cache_dir: str | Path | None = Non
     queries = collection.queries(spec.split)
     qrels = collection.qrels(spec.split)
     cache = Path(cache_dir) if cache_dir is not None else None
-    context = Context(collection=collection, cache_dir=cache, seed=spec.seed)
+    context = Context(collection=collection, cache_dir=cache, seed=spec.seed,
+                      extras={"executor": executor} if executor is not None else {})
 
     definitions: dict[str, Stage] = {}
     keys: dict[str, str] = {}

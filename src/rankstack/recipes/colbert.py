@@ -18,6 +18,7 @@ projection) + tokenizer + manifest, loadable by ``colbert(model=...)`` and ``col
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -81,32 +82,39 @@ class ColBERTTrainConfig:
             raise InputError(f"time_budget must be positive minutes, got {self.time_budget!r}")
 
 
-def _module_base():
+@functools.cache
+def maxsim_model_class() -> type:
+    """The Trainer's scorer class, defined on first use so that importing this recipe (the CLI does, to
+    build its flags) never imports torch."""
     import torch
 
-    return torch.nn.Module
+    class MaxSimModel(torch.nn.Module):
+        """The Trainer's scorer: ``forward(inputs) -> MaxSim scores [B, L]`` over the collated candidates."""
+
+        def __init__(self, encoder: Any) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.colbert = encoder.module
+
+        def forward(self, inputs: dict[str, Any]) -> Any:
+            from rankstack.encode.colbert import maxsim_torch
+
+            if "q_states" in inputs:  # frozen encoder: cached token states, only the projection runs
+                q, d = self.colbert.project(inputs["q_states"]), self.colbert.project(inputs["d_states"])
+            else:
+                q = self.colbert.project(self.colbert.states(inputs["q"]))
+                d = self.colbert.project(self.colbert.states(inputs["d"]))
+            scores = maxsim_torch(q, d, inputs["d_mask"])  # [B, N] every query against every document
+            if inputs.get("own") is not None:              # no in-batch negatives: each query's own candidates
+                scores = scores.gather(1, inputs["own"])
+            return scores
+
+    return MaxSimModel
 
 
-class MaxSimModel(_module_base()):  # type: ignore[misc]
-    """The Trainer's scorer: ``forward(inputs) -> MaxSim scores [B, L]`` over the collated candidates."""
-
-    def __init__(self, encoder: Any) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.colbert = encoder.module
-
-    def forward(self, inputs: dict[str, Any]) -> Any:
-        from rankstack.encode.colbert import maxsim_torch
-
-        if "q_states" in inputs:  # frozen encoder: cached token states, only the projection runs
-            q, d = self.colbert.project(inputs["q_states"]), self.colbert.project(inputs["d_states"])
-        else:
-            q = self.colbert.project(self.colbert.states(inputs["q"]))
-            d = self.colbert.project(self.colbert.states(inputs["d"]))
-        scores = maxsim_torch(q, d, inputs["d_mask"])  # [B, N] every query against every document
-        if inputs.get("own") is not None:              # no in-batch negatives: each query's own candidates
-            scores = scores.gather(1, inputs["own"])
-        return scores
+def MaxSimModel(encoder: Any) -> Any:  # noqa: N802 - reads as the class it builds
+    """A MaxSim scorer over ``encoder`` for the Trainer (see :func:`maxsim_model_class`)."""
+    return maxsim_model_class()(encoder)
 
 
 @dataclass

@@ -29,10 +29,11 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rankstack.errors import InputError
 from rankstack.recipes.config import option
+from rankstack.recipes.index import EXECUTION_HELP, RAY_ADDRESS_HELP, WORKERS_HELP, executor_for
 
 __all__ = ["ExperimentSpec", "ExperimentConfig", "ExperimentOutcome", "load_experiment", "run_experiment", "run"]
 
@@ -178,7 +179,7 @@ def _collection_and_inputs(spec: ExperimentSpec, data_root: str | Path | None):
 
 def run_experiment(spec: ExperimentSpec | str | Path, out_dir: str | Path | None = None,
                    cache_dir: str | Path | None = Path(".cache/rankstack"), data_root: str | Path | None = None,
-                   use_cache: bool = True, report: bool = True):
+                   use_cache: bool = True, report: bool = True, executor: Any = None):
     """Run every pipeline (or load its cached run), compare with the baseline, write the outputs.
 
     Writes ``out_dir`` (when given) as one ``experiment`` folder: ``runs/<name>.trec``,
@@ -193,7 +194,8 @@ def run_experiment(spec: ExperimentSpec | str | Path, out_dir: str | Path | None
     collection, inputs = _collection_and_inputs(spec, data_root)
     if out_dir is not None:
         check_output_file(Path(out_dir) / "results.json", inputs)  # fail before any work
-    result = run_pipelines(spec, collection, cache_dir=cache_dir, use_cache=use_cache, inputs=inputs)
+    result = run_pipelines(spec, collection, cache_dir=cache_dir, use_cache=use_cache, inputs=inputs,
+                           executor=executor)
     if out_dir is not None:
         save_outputs(result, out_dir, report=report, inputs=inputs)
     return result
@@ -212,6 +214,10 @@ class ExperimentConfig:
     report: bool = option(True, help="write report.html (--no-report: no matplotlib needed)")
     cache_dir: Path | None = option(Path(".cache/rankstack"), help="where indexes and runs are cached "
                                                                    "('none' disables caching)")
+    execution: Literal["local", "ray"] = option("local", help=EXECUTION_HELP + " (dense corpus encoding and "
+                                                              "cross-encoder scoring inside the pipelines)")
+    ray_address: str | None = option(None, help=RAY_ADDRESS_HELP)
+    workers: int = option(2, help=WORKERS_HELP)
 
 
 @dataclass
@@ -234,6 +240,11 @@ def run(config: ExperimentConfig, *, progress: bool = True) -> ExperimentOutcome
     """Load the file, run (or reuse) every pipeline, compare, write the output folder."""
     spec = load_experiment(config.file)
     out = config.out or Path("out") / config.file.stem
-    result = run_experiment(spec, out_dir=out, cache_dir=config.cache_dir, data_root=config.data_root,
-                            use_cache=config.cache, report=config.report)
+    executor = executor_for(config)
+    try:
+        result = run_experiment(spec, out_dir=out, cache_dir=config.cache_dir, data_root=config.data_root,
+                                use_cache=config.cache, report=config.report, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     return ExperimentOutcome(result, out, config.report)

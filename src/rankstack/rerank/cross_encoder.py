@@ -221,6 +221,18 @@ def build_reranker(context: Context | None = None, model: str | None = None, dep
         raise InputError("reranker needs a model", fix="write reranker(model='MODEL_DIR') with a folder from "
                                                       "'rankstack train reranker'")
     documents = context.collection if context is not None else None
-    return CrossEncoderReranker(model, documents=documents, max_length=max_length, batch_size=batch_size,
-                                precision=precision, threads=threads, depth=depth, combine=combine,
-                                alpha=alpha, norm=norm, rrf_k=rrf_k, progress=progress)
+    scorer = CrossEncoderReranker(model, documents=documents, max_length=max_length, batch_size=batch_size,
+                                  precision=precision, threads=threads, depth=depth, combine=combine,
+                                  alpha=alpha, norm=norm, rrf_k=rrf_k, progress=progress)
+    executor = context.extras.get("executor") if context is not None else None
+    if executor is not None:
+        # A pipeline run with an execution option (e.g. an experiment with execution = "ray"): workers
+        # rebuild this model from its spec with the precision resolved here, so every node computes the
+        # same path; batching, depth and fusion stay on this process (see rankstack.engine.pairs).
+        # Set duck-typed: rerank/ sits below engine/ and may not import it.
+        args: dict[str, Any] = {"model": str(model), "batch_size": batch_size,
+                                "precision": scorer.precision_used, "threads": 1}
+        if scorer.max_length is not None:
+            args["max_length"] = scorer.max_length
+        scorer.executor, scorer.executor_spec = executor, {"name": "reranker", "args": args}
+    return scorer

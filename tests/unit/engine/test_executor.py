@@ -138,3 +138,36 @@ def test_rerank_recipe_with_ray_writes_the_local_run(ray_cluster, models, tmp_pa
     res = run(RerankConfig(out=tmp_path / "ray.run", execution="ray", workers=2, **common), progress=False)
     assert res.pairs > 0
     assert (tmp_path / "local.run").read_bytes() == (tmp_path / "ray.run").read_bytes()
+
+
+def test_experiment_pipeline_runs_its_reranker_and_encoder_on_ray(ray_cluster, models, tmp_path):
+    """``rankstack experiment --execution ray``: the same pipelines, the same runs and measures."""
+    from rankstack.recipes.experiment import ExperimentConfig, run
+    from tests.fixtures.beir import write_beir
+
+    coll_dir = write_beir(tmp_path / "c")
+    (tmp_path / "exp.toml").write_text(
+        f'collection = "{coll_dir}"\nsplit = "test"\nmeasures = ["nDCG@10"]\nbaseline = "bm25"\n'
+        '[pipelines]\nbm25 = "bm25(stemmer=None)"\n'
+        f"ce = \"bm25(stemmer=None) % 5 >> reranker(model='{models['ce']}', precision='fp32', max_length=32, "
+        f"batch_size=2)\"\n"
+        f"dense = \"dense(encoder='{models['st']}', precision='fp32', batch_size=2)\"\n", encoding="utf-8")
+    common = dict(file=tmp_path / "exp.toml", cache_dir=None, report=False)
+    local = run(ExperimentConfig(out=tmp_path / "local", **common), progress=False)
+    remote = run(ExperimentConfig(out=tmp_path / "ray", execution="ray", workers=2, **common), progress=False)
+    for name in ("bm25", "ce", "dense"):
+        a, b = local.result.runs[name], remote.result.runs[name]
+        assert np.array_equal(a.docids, b.docids) and np.array_equal(a.scores, b.scores), name
+    assert (tmp_path / "local" / "per_query.csv").read_bytes() == (tmp_path / "ray" / "per_query.csv").read_bytes()
+
+
+def test_reranker_in_a_pipeline_takes_the_context_executor(models):
+    from rankstack.registry import Context, build
+
+    executor = get_executor("local", progress=False)
+    scorer = build({"name": "reranker", "args": {"model": models["ce"], "precision": "fp32", "max_length": 32}},
+                   context=Context(extras={"executor": executor}))
+    assert scorer.executor is executor
+    assert scorer.executor_spec == {"name": "reranker", "args": {"model": models["ce"], "batch_size": 16,
+                                                                 "precision": "fp32", "threads": 1,
+                                                                 "max_length": 32}}
