@@ -10,7 +10,8 @@ DATA ?= ../shared/data
 # `make lock LOCK_ARGS=--upgrade` moves every pin; LOCK_ARGS='--upgrade-package numpy' moves one.
 LOCK_ARGS ?=
 
-.PHONY: demo demo-bm25 test install lock bench-bm25 clean
+.PHONY: demo demo-bm25 test install lock bench-bm25 bench-load bench-contract bench-llm bench-lora bench-sparse \
+        bench-colbert bench-robust bench-scale clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,44 @@ test: $(STAMP)
 
 bench-bm25: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_bm25.py --repeats 5
+
+# The service under load (locust, loopback only) and its contract (schemathesis); needs a trained
+# cross-encoder at CE_MODEL. Results: benchmarks/load.md.
+CE_MODEL ?= .cache/models/ce-scifact-v2
+bench-load: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_load.py --collection scifact --model $(CE_MODEL) --users 32 \
+	    --time 60 --overload-users 128 --overload-time 60 --queue 32 --scenarios bm25,ce,overload --json out/load.json
+bench-contract: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_load.py --contract-only --contract-examples 50 --queue 32 \
+	    --json out/contract.json
+
+# LLM rerankers with SmolLM2 on scifact BM25 top 20 (benchmarks/llm_rerank.md); LoRA (benchmarks/lora.md).
+bench-llm: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_llm_rerank.py --queries 30 --json out/llm_rerank.json
+bench-lora: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_lora.py ce --steps 400 --queries 0
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_lora.py llm --steps 200 --zero-shot
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_lora.py speed --rounds 5
+
+# Learned sparse (splade-tiny, inference-free) and late interaction (benchmarks/sparse.md, colbert.md).
+bench-sparse: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_sparse.py zeroshot --json out/sparse.json
+bench-colbert: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_colbert.py --collection scifact --out out/colbert.json
+
+# Robustness: every examples/robust_*.toml, tabulated (benchmarks/robust.md).
+bench-robust: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_robust.py --out out/robust
+
+# Scale: synthetic 100k/300k/1M corpora; BM25, FAISS, encoding and reranking local vs Ray
+# (benchmarks/scale.md). The 1M BM25 build takes ~20 min on 2 cores.
+bench-scale: $(STAMP)
+	$(PY) benchmarks/bench_scale.py synth
+	$(PY) benchmarks/bench_scale.py bm25
+	$(PY) benchmarks/bench_scale.py faiss
+	$(PY) benchmarks/bench_scale.py encode
+	$(PY) benchmarks/bench_scale.py rerank
+	$(PY) benchmarks/bench_scale.py table
 
 # Regenerate the lock from pyproject.toml's dependencies and extras (+ the CPU torch build); keeps the
 # current pins unless LOCK_ARGS says otherwise. No index URLs, find-links or hashes go into the file.
