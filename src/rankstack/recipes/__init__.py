@@ -15,6 +15,13 @@ Recipes sit above every library package and below ``cli``/``service`` only.
 | ``ultr`` | TrainConfig, StudyConfig | run_train, run (the study), load_config |
 | ``experiment`` | ExperimentConfig | run, run_experiment, load_experiment |
 | ``index`` | IndexConfig, RetrieveConfig, EvaluateConfig | run, run_retrieve, run_evaluate |
+| ``prf`` | NeuralPRFConfig | run (train neural dense PRF) |
+| ``splade`` | SpladeTrainConfig | run (train a SPLADE / inference-free model) |
+| ``colbert`` | ColBERTTrainConfig | run (train ColBERT) |
+| ``lora_llm`` | LlmLoraConfig | run (LoRA LLM pointwise reranker) |
+| ``robust`` | RobustConfig, AugmentConfig | run (shift/perturb/attack/certify), load_config, run_augment |
+| ``serve`` | ServeConfig | load (build + warm up the served pipeline) |
+| ``scale`` | SynthCorpusConfig | run (write a synthetic BEIR collection) |
 """
 
 from __future__ import annotations
@@ -33,6 +40,14 @@ _LAZY = {
     "IndexConfig": "rankstack.recipes.index",
     "RetrieveConfig": "rankstack.recipes.index",
     "EvaluateConfig": "rankstack.recipes.index",
+    "NeuralPRFConfig": "rankstack.recipes.prf",
+    "SpladeTrainConfig": "rankstack.recipes.splade",
+    "ColBERTTrainConfig": "rankstack.recipes.colbert",
+    "LlmLoraConfig": "rankstack.recipes.lora_llm",
+    "RobustConfig": "rankstack.recipes.robust",
+    "AugmentConfig": "rankstack.recipes.robust",
+    "ServeConfig": "rankstack.recipes.serve",
+    "SynthCorpusConfig": "rankstack.recipes.scale",
 }
 
 __all__ = list(_LAZY)

@@ -1,4 +1,5 @@
-"""Rerankers: a PairScorer base (batching, depth, fusion with the first stage) and its backends.
+"""Rerankers: a PairScorer base (batching, depth, fusion with the first stage) and its backends:
+cross-encoders (full or LoRA adapters), LLM strategies and ColBERT MaxSim.
 
 Lazy re-exports: importing this package does not import torch.
 """
@@ -13,6 +14,13 @@ _LAZY = {
     "normalise": "rankstack.rerank.base",
     "CrossEncoderReranker": "rankstack.rerank.cross_encoder",
     "save_cross_encoder": "rankstack.rerank.cross_encoder",
+    "PointwiseLLMReranker": "rankstack.rerank.llm.pointwise",
+    "PRPReranker": "rankstack.rerank.llm.prp",
+    "ListwiseReranker": "rankstack.rerank.llm.listwise",
+    "ICRReranker": "rankstack.rerank.llm.icr",
+    "ColBERTReranker": "rankstack.rerank.late_interaction",
+    "merge_adapter": "rankstack.rerank.lora",
+    "save_adapter": "rankstack.rerank.lora",
 }
 
 __all__ = list(_LAZY)
