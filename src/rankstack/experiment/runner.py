@@ -81,7 +81,7 @@ def run_cache_key(expr: str, collection: Any, split: str, depth: int, seed: int,
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-class _NamedPipeline(Stage):
+class NamedPipeline(Stage):
     """A named pipeline as later expressions see it: its cached run for the experiment's queries,
     or (for other inputs, e.g. used as a reranker) the real stage, built only when needed."""
 
@@ -169,7 +169,7 @@ def run_pipelines(spec: Any, collection: Any, cache_dir: str | Path | None = Non
         refs = _referenced(expr, set(definitions))
         key = run_cache_key(expr, collection, spec.split, spec.depth, spec.seed, {r: keys[r] for r in refs})
         keys[name] = key
-        named = _NamedPipeline(name, expr, context, definitions, spec.depth)
+        named = NamedPipeline(name, expr, context, definitions, spec.depth)
         folder = cache / "runs" / f"{name}-{key}" if cache is not None else None
         start = time.perf_counter()
         run = _load_cached_run(folder, name) if (folder is not None and use_cache) else None

@@ -9,7 +9,7 @@ only calls :func:`load`; it never parses pipelines or experiment files itself.
 ``collection``) or an experiment TOML file (:mod:`rankstack.recipes.experiment`): then
 ``pipeline`` picks one of its pipelines (default: its baseline, i.e. the first), the collection is
 the file's unless ``collection`` overrides it, and pipelines the chosen one names are built the way
-the experiment engine builds them (:class:`rankstack.experiment.runner._NamedPipeline`).
+the experiment engine builds them (:class:`rankstack.experiment.runner.NamedPipeline`).
 
 The pipeline is built once here and then warmed up with one query, so that lazy work (index
 building, model loading, corpus loading) happens at start-up, not in the first request.
@@ -106,7 +106,7 @@ class Served:
 
 def _from_experiment(config: ServeConfig, collection_override: str | None):
     from rankstack.data.beir import Collection
-    from rankstack.experiment.runner import _NamedPipeline
+    from rankstack.experiment.runner import NamedPipeline
     from rankstack.pipeline.expression import parse_pipeline
     from rankstack.recipes.experiment import load_experiment
     from rankstack.registry import Context
@@ -126,7 +126,7 @@ def _from_experiment(config: ServeConfig, collection_override: str | None):
         if other == name:
             break
         # earlier pipelines are built only if the served one names them (as the experiment engine does)
-        definitions[other] = _NamedPipeline(other, expr, context, definitions, spec.depth)
+        definitions[other] = NamedPipeline(other, expr, context, definitions, spec.depth)
     expr = spec.pipelines[name]
     try:
         stage = parse_pipeline(expr, context, definitions)
