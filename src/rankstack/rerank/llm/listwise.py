@@ -98,6 +98,8 @@ def build_llm_listwise(context: Context | None = None, model: str = "smollm2", w
                        api_model: str | None = None, timeout: float = 60.0, retries: int = 3,
                        progress: bool = False) -> ListwiseReranker:
     """``bm25 % 20 >> llm_listwise(window=20, stride=10)``: RankGPT sliding windows, generated permutations."""
+    check_positive("window", window)  # before the model loads: a bad argument fails at once
+    check_positive("stride", stride)
     backend, docs = _common(context, model, cache, threads, batch_size, api_model, timeout, retries)
     return ListwiseReranker(backend, docs, "generate", window, stride, ids, depth, max_passage_tokens,
                             max_new_tokens, progress)
@@ -109,6 +111,8 @@ def build_llm_first(context: Context | None = None, model: str = "smollm2", wind
                     threads: int | None = None, cache: bool = True, api_model: str | None = None,
                     timeout: float = 60.0, retries: int = 3, progress: bool = False) -> ListwiseReranker:
     """``bm25 % 20 >> llm_first(window=20)``: FIRST, the window ordered by the first token's logits."""
+    check_positive("window", window)  # before the model loads: a bad argument fails at once
+    check_positive("stride", stride)
     backend, docs = _common(context, model, cache, threads, batch_size, api_model, timeout, retries)
     return ListwiseReranker(backend, docs, "first", window, stride, "letters", depth, max_passage_tokens,
                             None, progress)
