@@ -173,8 +173,14 @@ def _inputs(config: RerankerTrainConfig, collection: Any) -> tuple[Path, ...]:
     return (Path(collection.path), root)
 
 
-def run(config: RerankerTrainConfig, *, progress: bool | None = True) -> TrainReport:
+def run(config: RerankerTrainConfig, *, progress: bool | None = True, data: Any = None, loss: Any = None,
+        after_filter: Any = None, training_info: dict[str, Any] | None = None) -> TrainReport:
     """Train a cross-encoder as ``config`` says and save it to ``config.out``.
+
+    ``data`` (a :class:`~rankstack.recipes.reranker_fit.TrainingData`) replaces the groups built from
+    the collection's split (the ``adapt`` recipe passes synthetic queries); ``loss`` and
+    ``after_filter`` are passed to :func:`~rankstack.recipes.reranker_fit.train`; ``training_info`` is
+    stored in the model's manifest with the training record.
 
     Validation reranks the first stage's top ``validation_depth`` for a held-out slice of the
     training queries and measures nDCG@10 with :func:`rankstack.evaluate.evaluate`; early stopping
@@ -199,10 +205,11 @@ def run(config: RerankerTrainConfig, *, progress: bool | None = True) -> TrainRe
         check_output_folder(config.checkpoint_dir, kind=CHECKPOINT_KIND, overwrite=True, inputs=inputs)
     if config.report is not None:
         check_output_file(config.report, inputs)
-    data = prepare(config, collection)
+    if data is None:
+        data = prepare(config, collection)
     # threads only from here on, as before the recipe existed: the first stage keeps torch's default
     with torch_threads(config.threads):
-        fitted = train(config, collection, data, progress=progress)
+        fitted = train(config, collection, data, progress=progress, loss=loss, after_filter=after_filter)
     report = TrainReport(model_dir=str(config.out), train_queries=len(data.train_q), validation_queries=len(data.val_q),
                          groups=len(fitted.groups), pairs_per_epoch=fitted.pairs_per_epoch, steps=fitted.fit.steps,
                          seconds=time.perf_counter() - t0, precision=fitted.fit.precision,
@@ -211,7 +218,8 @@ def run(config: RerankerTrainConfig, *, progress: bool | None = True) -> TrainRe
                          stopped_by_budget=fitted.fit.stopped_by_budget, split=config.split,
                          parameters=fitted.parameters)
     training = {"config": to_dict(config), "trainer": fitted.trainer_config, "collection": str(collection.path),
-                "split": config.split, "report": report.to_dict(), "history": fitted.fit.history}
+                "split": config.split, "report": report.to_dict(), "history": fitted.fit.history,
+                **(training_info or {})}
     if adapter_out:
         from rankstack.rerank.cross_encoder import base_model_path
         from rankstack.rerank.lora import save_adapter

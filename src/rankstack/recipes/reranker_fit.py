@@ -111,8 +111,14 @@ def _filter(cfg: Any, collection: Any, groups: list[Group]) -> tuple[list[Group]
     return groups, fr.to_dict()
 
 
-def train(cfg: Any, collection: Any, data: TrainingData, *, progress: bool | None = True) -> Fitted:
-    """Build the cross-encoder, filter/distil the groups and run the shared Trainer."""
+def train(cfg: Any, collection: Any, data: TrainingData, *, progress: bool | None = True,
+          loss: Any = None, after_filter: Any = None) -> Fitted:
+    """Build the cross-encoder, filter/distil the groups and run the shared Trainer.
+
+    Hooks for recipes that build their own groups (``adapt``): ``after_filter(groups) -> groups`` runs
+    after the false-negative filter (e.g. to attach a teacher's scores to the items that are left),
+    and ``loss`` replaces the config's loss (a callable, e.g. GPL's margin-MSE mix).
+    """
     from rankstack.recipes.reranker import loss_spec
     from rankstack.rerank.cross_encoder import CrossEncoderReranker
     from rankstack.train.curriculum import Curriculum
@@ -131,7 +137,10 @@ def train(cfg: Any, collection: Any, data: TrainingData, *, progress: bool | Non
         lora = _lora(cfg, reranker.model)
     hf_model, tokenizer = reranker.model if lora is None else lora[0], reranker.tokenizer
     groups, filter_report = _filter(cfg, collection, data.groups)
-    loss: Any = loss_spec(cfg.loss)
+    if after_filter is not None:
+        groups = after_filter(groups)
+    if loss is None:
+        loss = loss_spec(cfg.loss)
     if cfg.distill:
         log.info("distillation teacher: %s (top %d), weight %.2f", cfg.distill, cfg.distill_depth, cfg.distill_weight)
         teacher_run = first_stage_run(collection, data.queries.subset(data.train_q), spec=cfg.distill,
