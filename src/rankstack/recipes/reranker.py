@@ -93,6 +93,9 @@ class RerankerTrainConfig:
     lora_targets: str = option("query,value", metavar="NAMES", help="comma-separated linear layers that get LoRA "
                                                                     "adapters (the fresh head is trained fully)")
     lora_merge: bool = option(False, help="with --lora-rank: save the merged full model instead of the adapter")
+    bucket: bool = option(False, help="length-bucketed micro-batches (less padding; benchmarks/training.md)")
+    fused_optimizer: bool = option(False, help="torch's fused AdamW step where this torch has one")
+    compile: bool = option(False, help="torch.compile the training forward (pays compilation first)")
     checkpoint_dir: Path | None = option(None, help="also keep the trainer's best checkpoint there")
     report: Path | None = option(None, help="write the training report as JSON")
     cache_dir: Path | None = option(Path(".cache/rankstack"), help="where indexes and stage outputs are cached "

@@ -140,6 +140,18 @@ class PairCollator:
             self._cache.update(zip(missing, self.doc_texts(missing)))
         return [self._cache[d] for d in docids]
 
+    def group_length(self, group: Group) -> int:
+        """Tokens of the group's longest (query, document) pair after truncation: the key for length
+        bucketing (a micro-batch is padded to its longest pair). Memoised per (query, document)."""
+        memo = self.__dict__.setdefault("_lengths", {})
+        missing = [d for d in dict.fromkeys(group.docids) if (group.query, d) not in memo]
+        if missing:
+            enc = self.tokenizer([group.query] * len(missing), self._texts(missing), truncation="longest_first",
+                                 max_length=self.max_length, padding=False, return_attention_mask=False,
+                                 return_token_type_ids=False)
+            memo.update({(group.query, d): len(ids) for d, ids in zip(missing, enc["input_ids"])})
+        return max(memo[(group.query, d)] for d in group.docids)
+
     def __call__(self, groups: Sequence[Group]) -> tuple[dict[str, Any], Any, Any, Any]:
         import torch
 
@@ -265,27 +277,36 @@ class DistillationMix:
 
     With few judged queries a teacher that ranks every candidate gives the student a signal on all
     of them, not just the positive (Hinton et al., 2015; listwise distillation for rerankers). The
-    collate packs ``labels[..., 0]`` = relevance and ``labels[..., 1]`` = teacher score.
+    collate packs ``labels[..., 0]`` = relevance and ``labels[..., 1]`` = teacher score. ``kd`` is
+    ``"listwise_kl"`` (with ``temperature``) or ``"margin_mse"`` (Hofstätter et al., 2020: matches
+    score margins, so student and teacher may use different scales). With ``weight`` 1 the labels'
+    loss is not computed at all.
     """
 
-    def __init__(self, loss: Any, weight: float = 0.5, temperature: float = 1.0) -> None:
+    KD = ("listwise_kl", "margin_mse")
+
+    def __init__(self, loss: Any, weight: float = 0.5, temperature: float = 1.0, kd: str = "listwise_kl") -> None:
         from rankstack.losses import get_loss
 
         if not 0.0 <= weight <= 1.0:
             raise InputError(f"distillation weight must be in [0, 1], got {weight!r}")
+        if kd not in self.KD:
+            raise InputError(f"unknown distillation loss {kd!r}", fix=f"choose one of {', '.join(self.KD)}")
         self.base, self.weight = get_loss(loss), float(weight)
-        self.kd = get_loss({"name": "listwise_kl", "args": {"temperature": float(temperature)}})
-        self.__name__ = f"{getattr(self.base, '__name__', 'loss')}+listwise_kl"
+        self.kd = get_loss({"name": kd, "args": {"temperature": float(temperature)}} if kd == "listwise_kl" else kd)
+        self.__name__ = f"{getattr(self.base, '__name__', 'loss')}+{kd}"
 
     def spec(self) -> dict[str, Any]:
         base = self.base.spec() if hasattr(self.base, "spec") else repr(self.base)
-        return {"name": "distillation_mix", "args": {"loss": base, "weight": self.weight,
-                                                     "kd": self.kd.spec() if hasattr(self.kd, "spec") else "listwise_kl"}}
+        kd = self.kd.spec() if hasattr(self.kd, "spec") else getattr(self.kd, "__name__", repr(self.kd))
+        return {"name": "distillation_mix", "args": {"loss": base, "weight": self.weight, "kd": kd}}
 
     def __call__(self, scores: Any, labels: Any, mask: Any = None, weights: Any = None) -> Any:
         if labels.dim() != 3 or labels.shape[-1] != 2:
             raise InputError("distillation needs labels [B, L, 2] (relevance, teacher score)",
                              fix="collate groups that carry meta['teacher'] (attach_teacher_scores)")
         rel, teach = labels[..., 0], labels[..., 1]
-        return (1.0 - self.weight) * self.base(scores, rel, mask, weights) + self.weight * self.kd(
-            scores, teach, mask, weights)
+        kd = self.kd(scores, teach, mask, weights)
+        if self.weight == 1.0:
+            return kd
+        return (1.0 - self.weight) * self.base(scores, rel, mask, weights) + self.weight * kd

@@ -172,7 +172,10 @@ def train(cfg: Any, collection: Any, data: TrainingData, *, progress: bool | Non
                       validate_every=validate_every, validate_fn=validator,
                       patience=cfg.patience if validator else None, checkpoint_dir=cfg.checkpoint_dir,
                       param_groups=head, num_threads=cfg.threads, progress=progress,
-                      time_budget=None if cfg.time_budget_minutes is None else 60.0 * cfg.time_budget_minutes)
+                      time_budget=None if cfg.time_budget_minutes is None else 60.0 * cfg.time_budget_minutes,
+                      fused_optimizer=None if getattr(cfg, "fused_optimizer", False) else False,
+                      compile=getattr(cfg, "compile", False),
+                      bucket_key=collator.group_length if getattr(cfg, "bucket", False) else None)
     trainer_ref["t"] = trainer
     pairs = sum(len(g) for g in groups)
     pairs_per_epoch = int(round(pairs * epochs / cfg.epochs))  # resampled rounds are the epochs

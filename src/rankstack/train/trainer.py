@@ -32,6 +32,7 @@ import torch
 
 from rankstack.errors import InputError, RankstackError
 from rankstack.hardware import resolve_precision, torch_threads
+from rankstack.train.batching import epoch_batches
 from rankstack.train.checkpoint import WEIGHTS_FILE, save_checkpoint
 from rankstack.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, lr_factor
 
@@ -126,6 +127,11 @@ class Trainer:
         past it (then validates and restores the best state as usual). Planned runs on a shared CPU
         can then promise a bound ("<= 60 minutes") without guessing the speed. The learning-rate
         schedule still follows the planned steps, so set ``max_steps`` to what the budget affords.
+    fused_optimizer: Adam/AdamW in torch's fused single-kernel step (``None``: where available).
+    compile: run the training forward through ``torch.compile`` (inductor fuses the elementwise work
+        around the matmuls; the first steps pay the compilation). The weights stay those of ``model``.
+    bucket_key, bucket_window: length bucketing of batches (:mod:`rankstack.train.batching`): less
+        padding per batch, for sized data.
     """
 
     def __init__(self, model: torch.nn.Module, loss: Any, *, optimizer: str | Callable[..., Any] = "adamw",
@@ -137,7 +143,9 @@ class Trainer:
                  min_delta: float = 0.0, restore_best: bool = True, checkpoint_dir: str | Path | None = None,
                  param_groups: Mapping[str, float] | None = None, num_threads: int | None = None,
                  shuffle: bool = True, drop_last: bool = False, log_every: int = 1,
-                 progress: bool | None = None, device: str = "cpu", time_budget: float | None = None) -> None:
+                 progress: bool | None = None, device: str = "cpu", time_budget: float | None = None,
+                 fused_optimizer: bool | None = False, compile: bool = False,
+                 bucket_key: Callable[[Any], float] | None = None, bucket_window: int = 50) -> None:
         from rankstack.losses import get_loss
 
         if not isinstance(model, torch.nn.Module):
@@ -147,7 +155,7 @@ class Trainer:
         for name, value, low in (("epochs", epochs, 1), ("max_steps", max_steps, 1), ("batch_size", batch_size, 1),
                                  ("grad_accum", grad_accum, 1), ("validate_every", validate_every, 1),
                                  ("patience", patience, 1), ("num_threads", num_threads, 1),
-                                 ("log_every", log_every, 1)):
+                                 ("log_every", log_every, 1), ("bucket_window", bucket_window, 1)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
                 raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
         if time_budget is not None and not (isinstance(time_budget, (int, float)) and time_budget > 0):
@@ -188,6 +196,8 @@ class Trainer:
         self.log_every, self.progress = log_every, progress
         self.device = torch.device(device)
         self.time_budget = None if time_budget is None else float(time_budget)
+        self.fused_optimizer, self.compile = fused_optimizer, bool(compile)
+        self.bucket_key, self.bucket_window = bucket_key, bucket_window
         self.history: list[dict[str, Any]] = []
         self.step = 0  # optimiser steps taken (a collate's curriculum may read it)
         self.optimizer: torch.optim.Optimizer | None = None
@@ -204,7 +214,8 @@ class Trainer:
                 "grad_accum": self.grad_accum, "grad_clip": self.grad_clip, "precision": self.precision,
                 "precision_used": self.precision_used, "seed": self.seed, "validate_every": self.validate_every,
                 "patience": self.patience, "min_delta": self.min_delta, "param_groups": self.param_groups,
-                "time_budget": self.time_budget}
+                "time_budget": self.time_budget, "fused_optimizer": self.fused_optimizer, "compile": self.compile,
+                "bucketing": self.bucket_window if self.bucket_key is not None else None}
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The autocast context training runs under (use it in ``validate_fn`` for matching numerics)."""
@@ -213,30 +224,16 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
-        return build_optimizer(self.model, self.optimizer_name, self.lr, self.weight_decay, self.param_groups)
+        return build_optimizer(self.model, self.optimizer_name, self.lr, self.weight_decay, self.param_groups,
+                               fused=self.fused_optimizer)
 
     def _lr_factor(self, step: int, total: int) -> float:
         return lr_factor(step, total, self.warmup_ratio, self.schedule)
 
     # ------------------------------------------------------------------------ data
     def _batches(self, data: Any, rng: np.random.Generator) -> Iterator[list[Any]]:
-        if hasattr(data, "__len__") and hasattr(data, "__getitem__"):
-            n = len(data)
-            order = rng.permutation(n) if self.shuffle else np.arange(n)
-            for start in range(0, n, self.batch_size):
-                idx = order[start:start + self.batch_size]
-                if self.drop_last and len(idx) < self.batch_size:
-                    return
-                yield [data[int(i)] for i in idx]
-            return
-        batch: list[Any] = []
-        for example in data:
-            batch.append(example)
-            if len(batch) == self.batch_size:
-                yield batch
-                batch = []
-        if batch and not self.drop_last:
-            yield batch
+        return epoch_batches(data, self.batch_size, rng, shuffle=self.shuffle, drop_last=self.drop_last,
+                             bucket_key=self.bucket_key, bucket_window=self.bucket_window)
 
     def _plan(self, data: Any) -> tuple[int, int | None]:
         """``(total optimiser steps, batches per epoch or None)``."""
@@ -302,6 +299,7 @@ class Trainer:
         rng = np.random.default_rng(self.seed)
         self.model.to(self.device)
         self.model.train()
+        forward = torch.compile(self.model) if self.compile else self.model  # shares model's parameters
         self.optimizer = self._build_optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: self._lr_factor(s, total))
         self.history, self.step = [], 0
@@ -354,7 +352,7 @@ class Trainer:
                                          fix="return weights=None when there are none")
                     inputs, labels, mask, weights = _to_device(collated, self.device)
                     with self.autocast():
-                        scores = self.model(inputs)
+                        scores = forward(inputs)
                     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
                         raise InputError("model(inputs) must return scores [B, L], got "
                                          f"{getattr(scores, 'shape', type(scores).__name__)}")
