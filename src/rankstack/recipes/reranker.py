@@ -177,13 +177,14 @@ def _inputs(config: RerankerTrainConfig, collection: Any) -> tuple[Path, ...]:
 
 
 def run(config: RerankerTrainConfig, *, progress: bool | None = True, data: Any = None, loss: Any = None,
-        after_filter: Any = None, training_info: dict[str, Any] | None = None) -> TrainReport:
+        after_filter: Any = None, training_info: dict[str, Any] | None = None, collection: Any = None) -> TrainReport:
     """Train a cross-encoder as ``config`` says and save it to ``config.out``.
 
     ``data`` (a :class:`~rankstack.recipes.reranker_fit.TrainingData`) replaces the groups built from
     the collection's split (the ``adapt`` recipe passes synthetic queries); ``loss`` and
     ``after_filter`` are passed to :func:`~rankstack.recipes.reranker_fit.train`; ``training_info`` is
-    stored in the model's manifest with the training record.
+    stored in the model's manifest with the training record; ``collection`` replaces the one named by
+    the config (e.g. a view that also supplies synthetic positives' texts).
 
     Validation reranks the first stage's top ``validation_depth`` for a held-out slice of the
     training queries and measures nDCG@10 with :func:`rankstack.evaluate.evaluate`; early stopping
@@ -197,7 +198,8 @@ def run(config: RerankerTrainConfig, *, progress: bool | None = True, data: Any 
     from rankstack.train.checkpoint import CHECKPOINT_KIND
 
     t0 = time.perf_counter()
-    collection = Collection(config.collection, data_root=config.data_root)
+    if collection is None:
+        collection = Collection(config.collection, data_root=config.data_root)
     inputs = _inputs(config, collection)
     # fail before minutes of training, not at the save (which checks again under its lock)
     adapter_out = config.lora_rank is not None and not config.lora_merge
