@@ -104,7 +104,6 @@ class _Query:
     rng: np.random.Generator
     exact: np.ndarray = None    # type: ignore[assignment]  # NaN until scored
     approx: np.ndarray = None   # type: ignore[assignment]
-    first_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.exact = np.full(len(self.docids), np.nan)
@@ -160,9 +159,9 @@ class CURSearch(Stage):
 
     def _states(self, inp: StageInput) -> list[_Query]:
         queries = queries_of(inp, self.name)
-        runs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        runs: dict[str, np.ndarray] = {}
         if isinstance(inp, Run):
-            runs = {q: (d, s) for q, d, s in inp.groups()}
+            runs = {q: d for q, d, _ in inp.groups()}
         elif self.items == "candidates":
             raise InputError(f"{self.name} over candidates reranks a Run, got Queries",
                              fix="put a first stage before it ('bm25 % 100 >> adacur(...)') or pass items='corpus'")
@@ -174,16 +173,14 @@ class CURSearch(Stage):
         order_q = list(runs) if isinstance(inp, Run) else list(queries.qids)
         states = []
         for qid in order_q:
-            run_docs, run_scores = runs.get(qid, (np.array([], dtype=str), np.array([])))
+            run_docs = runs.get(qid, np.array([], dtype=str))
             if self.items == "candidates":
                 docids, cols = np.asarray(run_docs).astype(str), self.index.columns(run_docs)
-                first_scores = np.asarray(run_scores, np.float64)
                 seed_order = np.arange(len(docids))  # the run arrives in rank order
             else:
-                docids, cols, first_scores = self.index.docids, all_cols, None
+                docids, cols = self.index.docids, all_cols
                 seed_order = self.index.columns(run_docs) if len(run_docs) else np.array([], dtype=np.int64)
-            states.append(_Query(qid, queries[qid], docids, cols, seed_order, self._rng(qid),
-                                 first_scores=first_scores))
+            states.append(_Query(qid, queries[qid], docids, cols, seed_order, self._rng(qid)))
             if init == "random":
                 states[-1].seed_order = states[-1].rng.permutation(len(docids))
         return states

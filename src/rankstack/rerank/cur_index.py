@@ -135,9 +135,11 @@ class AnchorIndex:
                    tuple(anchor_queries.texts), model_id or scorer_identity(scorer), meta)
 
     # artefact --------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> dict:
-        """Write ``scores.npy`` + ``items.json`` + ``anchors.json`` + manifest, atomically."""
-        with atomic_directory(path, overwrite=overwrite) as tmp:
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False,
+             inputs: Sequence[str | os.PathLike[str]] = ()) -> dict:
+        """Write ``scores.npy`` + ``items.json`` + ``anchors.json`` + manifest, atomically (never into
+        ``inputs``; an existing index only with ``overwrite``; anything else never)."""
+        with atomic_directory(path, overwrite=overwrite, inputs=inputs) as tmp:
             np.save(tmp / "scores.npy", np.ascontiguousarray(self.scores), allow_pickle=False)
             (tmp / "items.json").write_text(json.dumps(self.docids.tolist()), "utf-8")
             (tmp / "anchors.json").write_text(json.dumps({"qids": list(self.anchor_qids),
