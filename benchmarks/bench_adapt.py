@@ -9,8 +9,8 @@ by `rankstack evaluate`:
 
 Per collection: BM25 and the untrained RRF hybrid (fuse(bm25, dense, method=rrf)) top 100; for every
 generator `rankstack adapt` (timed; its report JSON has generation and training seconds), then the
-adapted reranker over BM25's top 100 alone and fused with BM25 by RRF, and over the hybrid's top 100
-fused with it; optionally a zero-shot reranker (the scifact-trained cross-encoder) the same way;
+adapted reranker over BM25's top 100 and over the hybrid's top 100 (`rankstack rerank`), each alone
+and fused with its first stage by RRF (k=60, `fuse_runs` on the two run files); optionally a zero-shot reranker (the scifact-trained cross-encoder) the same way;
 finally `rankstack evaluate` with paired tests against BM25 and against the hybrid. Outputs go to
 --out (default .cache/adapt_bench/<collection>); a summary JSON lists every command with its wall time.
 """
@@ -40,6 +40,15 @@ def sh(cmd: list[str], log: list[dict], dry: bool) -> float:
     seconds = time.perf_counter() - t0
     log.append({"command": text.replace(BIN, "rankstack"), "seconds": round(seconds, 1)})
     return seconds
+
+
+def fuse_file(first: Path, reranked: Path, out: Path) -> None:
+    """RRF (k=60) of a first-stage run and its reranking: the same candidates, no second scoring pass."""
+    from rankstack.data.trec import read_run, write_run
+    from rankstack.retrieve.fusion import fuse_runs
+
+    print(f"# fuse_runs([{first.name}, {reranked.name}], method='rrf', k=60) -> {out.name}", flush=True)
+    write_run(fuse_runs([read_run(first), read_run(reranked)], method="rrf", k=60, name=out.stem), out, tag=out.stem)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,13 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.zero_shot:
         rerankers["zeroshot"] = args.zero_shot
     for name, model in rerankers.items():
-        for first, fusion in (("bm25", None), ("bm25", "--rrf"), ("hybrid", "--rrf")):
-            run = out / f"{name}-{first}{'-rrf' if fusion else ''}.run"
+        for first in ("bm25", "hybrid"):
+            run = out / f"{name}-{first}.run"
             if not run.exists():
-                sh([BIN, "rerank", "--model", model, *base, "--run", str(runs[first]), "-k", k, "--out", str(run)]
-                   + ([fusion] if fusion else []), log, args.dry_run)
+                sh([BIN, "rerank", "--model", model, *base, "--run", str(runs[first]), "-k", k, "--out", str(run)],
+                   log, args.dry_run)
+            fused = out / f"{name}-{first}-rrf.run"
+            if not args.dry_run and not fused.exists():
+                fuse_file(runs[first], run, fused)
     all_runs = [str(runs["bm25"]), str(runs["hybrid"])] + sorted(
-        str(out / f"{n}-{f}.run") for n in rerankers for f in ("bm25", "bm25-rrf", "hybrid-rrf"))
+        str(out / f"{n}-{f}.run") for n in rerankers for f in ("bm25", "bm25-rrf", "hybrid", "hybrid-rrf"))
     for baseline in ("bm25", "hybrid"):
         sh([BIN, "evaluate", *base, *all_runs, "-m", "nDCG@10", "-m", "AP", "--baseline", baseline,
             "--json", str(out / f"eval-vs-{baseline}.json")], log, args.dry_run)

@@ -67,6 +67,7 @@ class AdaptConfig:
     loss: str = option("listnet", metavar="SPEC", help="hard-label loss (see 'rankstack train reranker')")
     base_model: str = option("minilm", help="'minilm' (all-MiniLM-L6-v2 + new head) or a local transformers folder")
     epochs: int = option(4, help="passes over the training groups (the time budget usually stops first)")
+    max_steps: int | None = option(None, help="stop after this many optimiser steps")
     batch_size: int = option(2, help="query groups per batch")
     grad_accum: int = option(4, help="optimiser step every N batches")
     lr: float = option(5e-5, help="base learning rate (AdamW)")
@@ -193,6 +194,7 @@ def _reranker_config(cfg: AdaptConfig) -> Any:
         base_model=cfg.base_model, loss=cfg.loss, first_stage="bm25", negatives="bm25",
         n_negatives=cfg.n_negatives, negative_depth=cfg.negative_depth, validation=cfg.heldout,
         validation_depth=30, validate_every=cfg.validate_every, patience=cfg.patience, epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
         batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr, max_length=cfg.max_length,
         precision=cfg.precision, threads=cfg.threads, seed=cfg.seed, fn_filter=cfg.fn_filter,
         time_budget_minutes=cfg.time_budget_minutes, cache_dir=cfg.cache_dir)
