@@ -1,0 +1,80 @@
+"""Trained bi-encoders (``rankstack train biencoder``) vs BM25 and the untrained MiniLM, with significance.
+
+For each ``--model NAME=SPEC`` (SPEC a dense stage expression: ``dense(encoder='DIR')`` for a trained
+bi-encoder, ``dense(index='DIR/index')`` for ADORE's query encoder + fixed index) on each collection:
+nDCG@10, AP and R@100 of full-corpus retrieval, compared with BM25 (paired t-test and randomization
+test, Holm-corrected; ``rankstack.evaluate.compare``); the untrained MiniLM ``dense`` always runs.
+``--fuse NAME`` also fuses that model with BM25 (RRF k=60 and z-score CombSUM, the two hybrids of
+examples/scifact.toml) next to today's hybrids over the untrained MiniLM. Corpus vectors are cached
+(``--cache-dir``) by encoder id, which includes a checksum of the weights: only a new model encodes.
+
+    nice -n 5 .venv/bin/python benchmarks/bench_biencoder.py --collection scifact \
+        --model infonce="dense(encoder='.cache/models/bi-infonce')" --fuse infonce --json bi.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import time
+from pathlib import Path
+
+
+def cpu_name() -> str:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    return next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "?")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--collection", action="append", default=[], help="collection(s) (default scifact)")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=SPEC", help="a trained retriever")
+    ap.add_argument("--fuse", action="append", default=[], metavar="NAME", help="also fuse this model with BM25")
+    ap.add_argument("--cache-dir", default=".cache/rankstack")
+    ap.add_argument("--runs-dir", default=None, help="also write every run as a TREC file here")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from rankstack import Collection, Context, compare, parse_pipeline
+
+    models = dict(m.split("=", 1) for m in args.model)
+    pipelines = {"bm25": "bm25", "minilm": "dense(encoder='minilm')", **models,
+                 "rrf(bm25,minilm)": "fuse(bm25, dense(encoder='minilm'), method=rrf, k=60)",
+                 "z(bm25,minilm)": "fuse(bm25, dense(encoder='minilm'), method=combsum, norm='z-score')"}
+    for name in args.fuse:
+        pipelines[f"rrf(bm25,{name})"] = f"fuse(bm25, {models[name]}, method=rrf, k=60)"
+        pipelines[f"z(bm25,{name})"] = f"fuse(bm25, {models[name]}, method=combsum, norm='z-score')"
+    report = {"cpu": cpu_name(), "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+              "collections": {}}
+    print(f"CPU: {report['cpu']}; {report['uptime']}")
+    for cname in args.collection or ["scifact"]:
+        coll = Collection(cname, data_root=args.data_root)
+        queries, qrels = coll.queries(args.split), coll.qrels(args.split)
+        ctx = Context(collection=coll, cache_dir=Path(args.cache_dir))
+        runs, seconds = {}, {}
+        for name, spec in pipelines.items():
+            start = time.perf_counter()
+            runs[name] = (parse_pipeline(spec, ctx) % 1000)(queries).replace(name=name)
+            seconds[name] = round(time.perf_counter() - start, 1)
+            if args.runs_dir:
+                from rankstack.data.trec import write_run
+
+                Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
+                write_run(runs[name], Path(args.runs_dir) / f"{cname}-{name.replace(',', '+')}.run")
+        comp = compare(runs, qrels, ["nDCG@10", "AP", "R@100"], baseline="bm25")
+        print(f"\n== {cname} ({args.split}, {len(queries)} queries)")
+        print(comp.to_text())
+        print("seconds (encoding included on a cache miss):", seconds)
+        report["collections"][cname] = {"comparison": comp.to_dict() if hasattr(comp, "to_dict") else comp.to_text(),
+                                        "seconds": seconds, "pipelines": pipelines}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
