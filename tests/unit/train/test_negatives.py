@@ -153,3 +153,36 @@ def test_first_stage_depth_above_1000_is_not_capped(tmp_path):
     negs = sample_negatives(queries, coll.qrels("train"), 5, "bm25", run=run, depth=1200, seed=0)
     ranks = {d: r for r, d in enumerate(next(iter(run.groups()))[1].tolist())}
     assert len(negs["q1"]) == 5 and all(d in ranks for d in negs["q1"])
+
+
+def test_dense_teacher_reuses_cached_corpus_vectors_across_runs(tiny_collection, tmp_path):
+    """The false-negative filter's dense teacher encodes the corpus once per model fingerprint: a second
+    run (a new teacher object, as in a new process) encodes only the queries; other weights re-encode."""
+    from rankstack.data.beir import Collection
+    from rankstack.encode.base import Encoder
+    from rankstack.train.negatives import DenseTeacher
+
+    class Counting(Encoder):
+        backend, dim = "fake", 4
+
+        def __init__(self, digest: str) -> None:
+            super().__init__(batch_size=8)
+            self.encoder_id, self.texts = f"fake:{digest}", 0
+
+        def _encode_batch(self, texts):
+            self.texts += len(texts)
+            return np.array([[len(t), t.count("a"), t.count("e"), 1.0] for t in texts], dtype=np.float32)
+
+    coll = Collection(tiny_collection)
+    docids = list(coll.documents())[:3]
+    n_docs = len(coll.documents())
+    runs = []
+    for digest in ("w1", "w1", "w2"):
+        enc = Counting(digest)
+        teacher = DenseTeacher(enc, collection=coll, cache_dir=tmp_path)
+        scores = teacher.score(["a query"] * 3, coll.doc_texts(docids))
+        runs.append((enc.texts, scores))
+    assert runs[0][0] == n_docs + 1  # corpus + the one distinct query
+    assert runs[1][0] == 1  # same fingerprint: only the query
+    assert runs[2][0] == n_docs + 1  # other weights: the corpus again
+    np.testing.assert_allclose(runs[0][1], runs[1][1])
