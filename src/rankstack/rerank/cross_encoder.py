@@ -13,6 +13,12 @@ themselves are cast to bf16 once (autocast re-casts every weight on every forwar
 norms in fp32), ~10-20% faster again, scores still correlating ~0.99997 with fp32 (benchmarks/rerank.md).
 Pairs are scored in length-sorted batches (the ``PairScorer`` base class), each padded only to its own
 longest pair; small batches (16) ran faster per pair than 32 on a 2-core CPU.
+
+More paths (:mod:`rankstack.encode.paths`): ``torch-int8`` (dynamic int8 Linear layers on a copy; the
+fp32 model stays for saving), ``onnx-fp32`` and ``onnx-int8`` (ONNX Runtime with fused transformer
+kernels, :mod:`rankstack.rerank.onnx_runtime`; exports cached under ``cache_dir``). Which one is
+fastest at fp32's quality is measured by :mod:`rankstack.rerank.calibrate`
+(``rankstack rerank --precision auto``); ``precision="auto"`` here keeps the flag rule above.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from rankstack.encode.paths import ONNX_PATHS, quantize_linear_int8, resolve_path
 from rankstack.errors import InputError, require
-from rankstack.hardware import hf_offline, resolve_precision, torch_threads
+from rankstack.hardware import hf_offline, torch_threads
 from rankstack.registry import Context, register
 from rankstack.rerank.base import DocumentSource, PairScorer
 from rankstack.storage import MANIFEST, atomic_directory, read_manifest, write_manifest
@@ -39,7 +46,8 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 KIND = "cross-encoder"
-PRECISIONS = ("auto", "bf16", "fp32", "bf16-weights")
+PRECISIONS = ("auto", "bf16", "fp32", "bf16-weights", "torch-int8", "onnx-fp32", "onnx-int8")
+DEFAULT_CACHE = Path(".cache/rankstack")
 DEFAULT_BASE = "minilm"
 
 
@@ -68,8 +76,10 @@ class CrossEncoderReranker(PairScorer):
     folder, or ``"minilm"`` (fresh head on all-MiniLM-L6-v2, useful only as a training start).
     ``max_length`` defaults to the saved model's, else 192. ``threads``: torch intra-op threads while
     loading and scoring (on a loaded machine 1 is sometimes faster than 2); set only for those calls
-    and restored after, never process-wide. ``precision``: ``auto``/``fp32``/``bf16``/``bf16-weights``
-    resolved by :func:`rankstack.hardware.resolve_precision`. Other arguments: see ``PairScorer``.
+    and restored after, never process-wide. ``precision``: one of :data:`PRECISIONS`, resolved by
+    :func:`rankstack.encode.paths.resolve_path` (``auto`` = bf16 where native, else fp32).
+    ``cache_dir``: where ONNX exports are cached (default ``.cache/rankstack``). Other arguments: see
+    ``PairScorer``.
     """
 
     name = "reranker"
@@ -78,10 +88,13 @@ class CrossEncoderReranker(PairScorer):
                  max_length: int | None = None, batch_size: int = 16, precision: str = "auto",
                  threads: int | None = None, depth: int | None = 100, combine: str | None = None,
                  alpha: float = 0.5, norm: str = "zscore", rrf_k: int = 60, progress: bool = False,
-                 verify: bool = True, _module: Any = None, _tokenizer: Any = None) -> None:
+                 verify: bool = True, cache_dir: str | os.PathLike[str] | None = None, _module: Any = None,
+                 _tokenizer: Any = None) -> None:
         super().__init__(documents=documents, depth=depth, batch_size=batch_size, combine=combine,
                          alpha=alpha, norm=norm, rrf_k=rrf_k, progress=progress)
-        self.precision_used = resolve_precision(precision, PRECISIONS)[0]
+        self.precision_used = resolve_path(precision, PRECISIONS)[0]
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
+        self._runner: Any = None  # the int8 copy or the ONNX Runtime model, when a path needs one
         self.precision = precision
         self.threads = _check_threads(threads)
         self.manifest: dict[str, Any] | None = None
@@ -102,13 +115,20 @@ class CrossEncoderReranker(PairScorer):
                              fix=f"use --max-length {limit} or less")
         self.max_length = max_length
         self.model_path = None if _module is not None else str(model)
+        if self.precision_used in ("bf16-weights", "torch-int8", *ONNX_PATHS) and _module is not None:
+            raise InputError(f"precision={self.precision_used!r} is for inference: not for a model in training",
+                             fix="use precision='bf16' (autocast) or 'fp32' while training")
         if self.precision_used == "bf16-weights":
-            if _module is not None:
-                raise InputError("precision='bf16-weights' casts the model's weights: not for a model in training",
-                                 fix="use precision='bf16' (autocast) while training")
             import torch
 
             self.model.to(torch.bfloat16)
+        elif self.precision_used == "torch-int8":
+            self._runner = quantize_linear_int8(self.model.eval())
+        elif self.precision_used in ONNX_PATHS:
+            from rankstack.rerank.onnx_runtime import OnnxPairModel
+
+            self._runner = OnnxPairModel(self.model, self.tokenizer, self.precision_used.split("-")[1], self.cache_dir,
+                                         threads=self.threads, source=str(self.model_path))
 
     # loading ------------------------------------------------------------------------------
     def _load(self, model, verify: bool):
@@ -154,17 +174,20 @@ class CrossEncoderReranker(PairScorer):
         return np.array([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
 
     def score_pairs(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
+        if self.precision_used in ONNX_PATHS:
+            return self._runner(query_texts, doc_texts, self.max_length)
         import torch
 
         features = self.encode(query_texts, doc_texts)
-        was_training = self.model.training
-        self.model.eval()
+        model = self._runner if self.precision_used == "torch-int8" else self.model
+        was_training = model.training
+        model.eval()
         try:
             with torch_threads(self.threads), torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
                                                         enabled=self.precision_used == "bf16"):
-                logits = self.model(**features).logits
+                logits = model(**features).logits
         finally:
-            self.model.train(was_training)
+            model.train(was_training)
         return logits.float().reshape(-1).numpy().astype(np.float64)
 
     # saving -------------------------------------------------------------------------------
@@ -221,9 +244,10 @@ def build_reranker(context: Context | None = None, model: str | None = None, dep
         raise InputError("reranker needs a model", fix="write reranker(model='MODEL_DIR') with a folder from "
                                                       "'rankstack train reranker'")
     documents = context.collection if context is not None else None
+    cache_dir = context.cache_dir if context is not None and context.cache_dir is not None else None
     scorer = CrossEncoderReranker(model, documents=documents, max_length=max_length, batch_size=batch_size,
                                   precision=precision, threads=threads, depth=depth, combine=combine,
-                                  alpha=alpha, norm=norm, rrf_k=rrf_k, progress=progress)
+                                  alpha=alpha, norm=norm, rrf_k=rrf_k, progress=progress, cache_dir=cache_dir)
     executor = context.extras.get("executor") if context is not None else None
     if executor is not None:
         # A pipeline run with an execution option (e.g. an experiment with execution = "ray"): workers
