@@ -62,8 +62,14 @@ def kmeans(vectors: np.ndarray, k: int, seed: int = 0, niter: int = 25,
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     km = faiss.Kmeans(x.shape[1], int(k), niter=niter, nredo=nredo, seed=int(seed), verbose=False,
                       min_points_per_centroid=1, max_points_per_centroid=1 << 20)
-    km.train(x)
-    dist, assign = km.index.search(x, 1)
+    before = faiss.omp_get_max_threads()
+    if len(x) < 20000:  # OpenMP start-up costs more than it saves on small inputs (and on a loaded CPU)
+        faiss.omp_set_num_threads(1)
+    try:
+        km.train(x)
+        dist, assign = km.index.search(x, 1)
+    finally:
+        faiss.omp_set_num_threads(before)
     return assign[:, 0].astype(np.int64), km.centroids.copy(), float(dist.sum())
 
 
