@@ -36,6 +36,7 @@ auc       logistic 1-AUC surrogate (MW loss, 2025)               positive = labe
 infonce   contrastive, ``temperature``                           positive = label > 0
 margin_mse  distillation of score margins (Hofstätter 2020)      teacher scores
 listwise_kl KL(teacher softmax || student softmax)               teacher scores
+pgrank    REINFORCE on sampled Plackett-Luce nDCG@k (Gao 2023)   graded >= 0
 ========  =====================================================  ================================
 """
 
@@ -48,7 +49,7 @@ from rankstack.losses._register import IMPLEMENTATIONS, BoundLoss, register_loss
 from rankstack.registry import build, names
 
 # Implementation modules: importing them registers their losses (torch is not imported).
-_MODULES = ("pointwise", "pairwise", "listwise", "distill", "flops")
+_MODULES = ("pointwise", "pairwise", "listwise", "distill", "flops", "pgrank")
 for _module in _MODULES:
     importlib.import_module(f"rankstack.losses.{_module}")
 
