@@ -96,6 +96,8 @@ class RerankerTrainConfig:
     bucket: bool = option(False, help="length-bucketed micro-batches (less padding; benchmarks/training.md)")
     fused_optimizer: bool = option(False, help="torch's fused AdamW step where this torch has one")
     compile: bool = option(False, help="torch.compile the training forward (pays compilation first)")
+    attention_dropout: float | None = option(None, help="attention-probability dropout while training (none: the "
+                                                        "model's, 0.1 for MiniLM; 0 lets torch run fused attention)")
     checkpoint_dir: Path | None = option(None, help="also keep the trainer's best checkpoint there")
     report: Path | None = option(None, help="write the training report as JSON")
     cache_dir: Path | None = option(Path(".cache/rankstack"), help="where indexes and stage outputs are cached "

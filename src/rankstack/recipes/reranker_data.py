@@ -29,7 +29,7 @@ from rankstack.train.curriculum import Curriculum, group_easiness
 from rankstack.types import Qrels, Queries, Run
 
 __all__ = ["Group", "build_groups", "split_queries", "PairCollator", "PairListModel", "attach_easiness",
-           "RerankValidator", "attach_teacher_scores", "DistillationMix", "head_prefixes"]
+           "RerankValidator", "attach_teacher_scores", "DistillationMix", "head_prefixes", "set_attention_dropout"]
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +242,26 @@ class RerankValidator:
         self.history.append(value)
         log.info("validation %s = %.4f", self.measure, value)
         return value
+
+
+def set_attention_dropout(model: Any, p: float) -> int:
+    """Set the attention-probability dropout of every self-attention block to ``p``; returns how many.
+
+    Why: with dropout on the attention probabilities, torch's scaled-dot-product attention on a CPU
+    cannot use its fused kernel and materialises the [heads, L, L] matrix and its mask; at ``p=0``
+    it runs fused (benchmarks/training.md). Hidden-state dropout is unchanged.
+    """
+    if not 0.0 <= p < 1.0:
+        raise InputError(f"attention dropout must be in [0, 1), got {p!r}")
+    n = 0
+    for module in model.modules():
+        drop = getattr(module, "dropout", None)
+        if type(module).__name__.endswith("SelfAttention") and hasattr(drop, "p"):
+            drop.p = float(p)
+            n += 1
+    if hasattr(getattr(model, "config", None), "attention_probs_dropout_prob"):
+        model.config.attention_probs_dropout_prob = float(p)
+    return n
 
 
 def head_prefixes(module: Any) -> list[str]:

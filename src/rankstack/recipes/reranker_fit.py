@@ -136,6 +136,10 @@ def train(cfg: Any, collection: Any, data: TrainingData, *, progress: bool | Non
                                         precision=cfg.precision, threads=cfg.threads)
         lora = _lora(cfg, reranker.model)
     hf_model, tokenizer = reranker.model if lora is None else lora[0], reranker.tokenizer
+    if getattr(cfg, "attention_dropout", None) is not None:
+        from rankstack.recipes.reranker_data import set_attention_dropout
+
+        set_attention_dropout(hf_model, cfg.attention_dropout)
     groups, filter_report = _filter(cfg, collection, data.groups)
     if after_filter is not None:
         groups = after_filter(groups)

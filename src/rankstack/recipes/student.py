@@ -82,6 +82,8 @@ class StudentConfig:
     fn_filter: str | None = option(None, metavar="TEACHER", help="false-negative filter teacher ('dense' or a "
                                                                  "cross-encoder folder), as in train reranker")
     bucket: bool = option(False, help="length-bucketed micro-batches")
+    attention_dropout: float | None = option(None, help="attention-probability dropout while training (none: "
+                                                        "the teacher's; 0 runs torch's fused attention)")
     fused_optimizer: bool = option(False, help="torch's fused AdamW step where available")
     time_budget_minutes: float | None = option(None, flag="--time-budget", metavar="MINUTES",
                                                help="stop training after this many minutes (keeps the best state)")

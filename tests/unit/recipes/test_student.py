@@ -210,3 +210,17 @@ def test_train_student_cli(teacher, tmp_path, capsys):
     assert main(["train", "student", "--teacher", str(teacher), "--collection", str(coll), "--out",
                  str(tmp_path / "x"), "--layers", "0"]) == 2
     assert "--layers must be a positive integer" in capsys.readouterr().err
+
+
+def test_set_attention_dropout(teacher):
+    from rankstack.recipes.reranker_data import set_attention_dropout
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+    model = CrossEncoderReranker(str(teacher), precision="fp32").model
+    hidden = [m.p for n, m in model.named_modules() if n.endswith("output.dropout")]
+    assert set_attention_dropout(model, 0.0) == 4
+    assert all(m.attention.self.dropout.p == 0.0 for m in model.bert.encoder.layer)
+    assert model.config.attention_probs_dropout_prob == 0.0
+    assert [m.p for n, m in model.named_modules() if n.endswith("output.dropout")] == hidden  # untouched
+    with pytest.raises(InputError, match="attention dropout"):
+        set_attention_dropout(model, 1.0)
