@@ -148,6 +148,8 @@ def cmd_matrix(args) -> None:
                 order.append(("anchor", anchors.qids[i], anchors.texts[i]))
             if i < args.tests:
                 order.append(("test", tests.qids[i], tests.texts[i]))
+    if args.only:
+        order = [o for o in order if o[0] in args.only.split(",")]
     start = time.time()
     for kind, qid, text in order:
         path = where / f"{kind}-{qid}.npy"
@@ -159,9 +161,10 @@ def cmd_matrix(args) -> None:
         t = time.time()
         cols = cands[qid] if (kind == "test" and cands) else np.arange(len(docids))
         row = np.full(len(docids), np.nan, dtype=np.float32)
-        if kind == "testfull":  # reuse the candidates' scores already computed
-            part = np.load(where / f"test-{qid}.npy")
-            row[cands[qid]] = part[cands[qid]]
+        if kind == "testfull":  # reuse the candidates' scores when already computed
+            if (where / f"test-{qid}.npy").is_file():
+                part = np.load(where / f"test-{qid}.npy")
+                row[cands[qid]] = part[cands[qid]]
             cols = np.flatnonzero(np.isnan(row))
         row[cols] = ce.score([text] * len(cols), [texts[j] for j in cols])
         _save_row(path, row)
@@ -282,7 +285,7 @@ def cmd_search(args) -> None:
                     run = exact_run(rows, tests, docids, {q: [str(x) for x in d] for q, d, _ in top.groups()}, "rr")
                 else:
                     stage = CURSearch(scorer, index, budget=b, items="candidates" if among else "corpus",
-                                      check_model=False, **kw)
+                                      check_model=False, rcond=args.rcond, **kw)
                     scorer.calls = 0
                     run = stage(first)
                     assert scorer.calls == stage.last_stats["ce_calls"] <= b * len(tests)
@@ -338,6 +341,9 @@ def main(argv=None) -> None:
                    help="matrix items: BM25 top-100 union of the test queries, or the whole corpus")
     p.add_argument("--full-tests", action="store_true",
                    help="top100 universe: after the anchors, score the test queries on the whole universe too")
+    p.add_argument("--only", default=None, help="matrix: compute only these row kinds (test,anchor,testfull), e.g. "
+                   "to run two single-thread processes side by side")
+    p.add_argument("--rcond", type=float, default=None, help="search: least-squares cut-off (numpy lstsq rcond)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     {"speed": cmd_speed, "matrix": cmd_matrix, "search": cmd_search, "e2e": cmd_e2e}[args.cmd](args)
