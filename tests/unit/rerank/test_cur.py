@@ -207,3 +207,18 @@ def test_anchor_index_round_trip_and_refusals(tmp_path: Path):
     (tmp_path / "idx" / "scores.npy").write_bytes(bytes(raw))
     with pytest.raises(InputError, match="checksum"):
         AnchorIndex.load(tmp_path / "idx")
+
+
+def test_k_cuts_or_extends_with_approximate_scores_below_the_scored_items():
+    rank = 4
+    scorer, index, tests = make_problem(n_queries=9, n_docs=120, rank=rank, n_anchor=rank + 1, seed=6)
+    short = CURSearch(scorer, index, budget=12, rounds=3, items="corpus", k=3)(tests)
+    longer = CURSearch(scorer, index, budget=12, rounds=3, items="corpus", k=30)(tests)
+    for qid, text in tests:
+        assert top_ids(short, qid, 3) == exact_top(scorer, text, 3) and len(short.for_query(qid)[0]) == 3
+        docs, scores = longer.for_query(qid)
+        # 4 random anchors pin the rank-4 scores down; the next two rounds score the true top 8
+        assert len(docs) == 30 and top_ids(longer, qid, 8) == exact_top(scorer, text, 8)
+        # the 18 unscored rows sit below every scored one, in the (here exact) approximate order
+        assert scores[12:].max() < scores[:12].min()
+        assert [str(d) for d in docs[12:]] == [d for d in exact_top(scorer, text, 30) if d not in set(docs[:12])]
