@@ -221,4 +221,4 @@ def test_k_cuts_or_extends_with_approximate_scores_below_the_scored_items():
         assert len(docs) == 30 and top_ids(longer, qid, 8) == exact_top(scorer, text, 8)
         # the 18 unscored rows sit below every scored one, in the (here exact) approximate order
         assert scores[12:].max() < scores[:12].min()
-        assert [str(d) for d in docs[12:]] == [d for d in exact_top(scorer, text, 30) if d not in set(docs[:12])]
+        assert [str(d) for d in docs[12:]] == [d for d in exact_top(scorer, text, 120) if d not in set(docs[:12])][:18]
