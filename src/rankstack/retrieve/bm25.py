@@ -1,9 +1,12 @@
 """BM25 first stage over bm25s (sparse-matrix BM25) with PyStemmer stemming.
 
 Why bm25s: it scores 10^4 queries/s on a CPU from Python, against a few hundred for a JVM bridge, and
-its Lucene variant reproduces Pyserini's effectiveness within tokenisation differences (see
-BENCHMARKS.md). rankstack adds: a Stage interface, title+text fields, an atomic on-disk index with a
-verified manifest, and the canonical (trec_eval) run order.
+its Lucene variant is Pyserini's formula. What Pyserini does differently is analysis: with
+``tokenizer="lucene", stopwords="lucene", stemmer="lucene-porter"`` (:mod:`.bm25_analyzer`) the terms
+are Anserini's, token for token, and ``norms="lucene"`` (:mod:`.bm25_norms`) adds Lucene's one-byte
+document lengths (benchmarks/bm25.md). rankstack adds: a Stage interface, title+text fields, an
+atomic on-disk index with a verified manifest that records the analyzer, and the canonical
+(trec_eval) run order, built for the whole batch at once (:mod:`.bm25_topk`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ from rankstack.data.beir import Collection, Document
 from rankstack.errors import InputError
 from rankstack.pipeline.stage import Stage, StageInput, queries_of
 from rankstack.registry import Context, register
+from rankstack.retrieve.bm25_analyzer import (LUCENE_STOPWORDS, LucenePorterStemmer, analyze_all,
+                                              make_lucene_analyzer)
+from rankstack.retrieve.bm25_norms import lucene_norm_scores
+from rankstack.retrieve.bm25_params import (ANALYZER_KEYS, FIELDS, LEGACY_DEFAULTS, LUCENE_PORTER,  # noqa: F401
+                                            METHODS, NORMS, TOKEN_PATTERN, TOKENIZERS, check_analyzer,
+                                            check_params, check_text_params)
+from rankstack.retrieve.bm25_topk import canonical_columns, restrict_to_input, weighted_topk
 from rankstack.storage import (atomic_directory, atomic_write_text, fingerprint, read_consistently,
                                read_manifest, write_manifest)
 from rankstack.types import Run, WeightedQueries
@@ -31,11 +41,6 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 KIND = "bm25-index"
-METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
-FIELDS = ("title", "text")
-TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # bm25s's default: words of 2+ characters
-ANALYZER_KEYS = ("stopwords", "stemmer", "token_pattern", "fields")  # what decides the term space
-
 
 def _bm25s():
     """Import bm25s and undo its import-time ``setLevel(DEBUG)``, which floods the console."""
@@ -45,39 +50,6 @@ def _bm25s():
     return bm25s
 
 
-def _check_params(k1: float, b: float, method: str, fields: Sequence[str]) -> None:
-    if not (isinstance(k1, (int, float)) and 0 <= k1 <= 100):
-        raise InputError(f"bm25: k1 must be a number in [0, 100], got {k1!r}")
-    if not (isinstance(b, (int, float)) and 0 <= b <= 1):
-        raise InputError(f"bm25: b must be a number in [0, 1], got {b!r}")
-    if method not in METHODS:
-        raise InputError(f"bm25: unknown method {method!r}", fix=f"choose one of {', '.join(METHODS)}")
-    bad = [f for f in fields if f not in FIELDS]
-    if bad or not fields:
-        raise InputError(f"bm25: fields must be a non-empty subset of {FIELDS}, got {list(fields)}")
-
-
-def _check_text_params(stopwords: Any, stemmer: Any, token_pattern: Any) -> None:
-    import re
-
-    if not isinstance(token_pattern, str) or not token_pattern:
-        raise InputError(f"bm25: token_pattern must be a non-empty regular expression, got {token_pattern!r}",
-                         fix=f"omit it for the default {TOKEN_PATTERN!r}")
-    try:
-        compiled = re.compile(token_pattern)
-    except re.error as exc:
-        raise InputError(f"bm25: token_pattern {token_pattern!r} is not a regular expression ({exc})") from None
-    if compiled.match("") is not None:
-        raise InputError(f"bm25: token_pattern {token_pattern!r} matches the empty string, so every "
-                         "token would be empty", fix=f"use a pattern such as {TOKEN_PATTERN!r}")
-    if stemmer is not None and not isinstance(stemmer, str):
-        raise InputError(f"bm25: stemmer must be a Snowball algorithm name or None, got {stemmer!r}",
-                         fix="e.g. stemmer='english' or stemmer=None")
-    if stopwords is not None and not isinstance(stopwords, str) and not (
-            isinstance(stopwords, (list, tuple)) and all(isinstance(w, str) for w in stopwords)):
-        raise InputError(f"bm25: stopwords must be 'en', None or a list of words, got {stopwords!r}")
-
-
 class BM25Params(dict):
     """The parameters that define an index (and so its cache key)."""
 
@@ -85,23 +57,29 @@ class BM25Params(dict):
 class BM25Retriever(Stage):
     """BM25 over a document collection. Build with ``from_collection`` or ``load``.
 
-    ``stemmer`` is a Snowball algorithm name for PyStemmer ("english", "porter", ...) or None;
-    ``stopwords`` is "en" (bm25s's English list), None, or a list of words.
+    ``tokenizer`` is "regex" (bm25s's, ``token_pattern`` words) or "lucene" (Lucene's StandardTokenizer
+    and possessive filter, as Pyserini); ``stemmer`` is a Snowball algorithm name for PyStemmer
+    ("english", "porter", ...), "lucene-porter" (Lucene's PorterStemFilter) or None; ``stopwords`` is
+    "en" (bm25s's English list), "lucene" (Lucene's 33 English stopwords), None, or a list of words;
+    ``norms`` is "exact" or "lucene" (Lucene's one-byte document lengths). The defaults are Anserini's
+    BEIR configuration (Pyserini's figures to 0.001 on the shared collections); the former defaults are
+    ``tokenizer="regex", stopwords="en", stemmer="english", norms="exact"``.
     """
 
     def __init__(self, k1: float = 0.9, b: float = 0.4, method: str = "lucene",
-                 stopwords: str | list[str] | None = "en", stemmer: str | None = "english",
+                 stopwords: str | list[str] | None = "lucene", stemmer: str | None = LUCENE_PORTER,
                  fields: Sequence[str] = FIELDS, k: int = 1000, threads: int = 0,
-                 token_pattern: str = TOKEN_PATTERN) -> None:
-        _check_params(k1, b, method, fields)
-        _check_text_params(stopwords, stemmer, token_pattern)
+                 token_pattern: str = TOKEN_PATTERN, tokenizer: str = "lucene", norms: str = "lucene") -> None:
+        check_params(k1, b, method, fields)
+        check_text_params(stopwords, stemmer, token_pattern, tokenizer, norms, method)
         for name, value, low in (("k", k, 1), ("threads", threads, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(f"bm25: {name} must be an integer >= {low}, got {value!r}")
         self.params = BM25Params(k1=float(k1), b=float(b), method=method,
                                  stopwords=stopwords if stopwords is None or isinstance(stopwords, str)
                                  else list(stopwords),
-                                 stemmer=stemmer, fields=list(fields), token_pattern=token_pattern)
+                                 stemmer=stemmer, fields=list(fields), token_pattern=token_pattern,
+                                 tokenizer=tokenizer, norms=norms)
         self.k = k
         self.threads = threads
         self._model: Any = None
@@ -112,6 +90,10 @@ class BM25Retriever(Stage):
     def _stemmer(self):
         if not self.params["stemmer"]:
             return None
+        if self.params["stemmer"] == LUCENE_PORTER:
+            if getattr(self, "_lucene_porter", None) is None:  # one per index: it caches every word's stem
+                self._lucene_porter = LucenePorterStemmer()
+            return self._lucene_porter
         import Stemmer
 
         try:
@@ -120,10 +102,27 @@ class BM25Retriever(Stage):
             raise InputError(f"bm25: unknown stemmer {self.params['stemmer']!r}",
                              fix=f"choose one of {Stemmer.algorithms()}") from None
 
+    def _stopwords(self) -> Any:
+        words = self.params["stopwords"]
+        if words == "lucene":
+            return sorted(LUCENE_STOPWORDS)
+        if self.params["tokenizer"] == "lucene" and words in ("en", "english"):
+            from bm25s.stopwords import STOPWORDS_EN
+
+            return STOPWORDS_EN
+        return words
+
     def _tokenize(self, texts: list[str], progress: bool = False) -> list[list[str]]:
-        return _bm25s().tokenize(texts, lower=True, stopwords=self.params["stopwords"],
-                              stemmer=self._stemmer(), token_pattern=self.params["token_pattern"],
-                              return_ids=False, show_progress=progress)
+        if self.params["tokenizer"] == "lucene":
+            if getattr(self, "_lucene_analyze", None) is None:
+                stemmer = self._stemmer()
+                self._lucene_analyze = make_lucene_analyzer(
+                    frozenset(self._stopwords() or ()),
+                    None if stemmer is None else (stemmer.stem if hasattr(stemmer, "stem") else stemmer.stemWord))
+            return analyze_all(texts, self._lucene_analyze, progress)
+        return _bm25s().tokenize(texts, lower=True, stopwords=self._stopwords(),
+                                 stemmer=self._stemmer(), token_pattern=self.params["token_pattern"],
+                                 return_ids=False, show_progress=progress)
 
     def _doc_text(self, doc: Document) -> str:
         parts = [doc.title if f == "title" else doc.text for f in self.params["fields"]]
@@ -164,33 +163,7 @@ class BM25Retriever(Stage):
         """
         self._require_index()
         k = min(k or self.k, len(self._docids))
-        scores_csc = self._model.scores
-        data, indices, indptr = scores_csc["data"], scores_csc["indices"], scores_csc["indptr"]
-        nonocc = self._model.nonoccurrence_array
-        vocab, n, doc_rank = self._model.vocab_dict, len(self._docids), self._doc_rank()
-        out: list[tuple[np.ndarray, np.ndarray]] = []
-        for pairs in term_weights:
-            known = [(vocab[t], float(w)) for t, w in pairs if t in vocab and w > 0]
-            if not known:
-                out.append((np.array([], dtype="<U1"), np.array([])))
-                continue
-            cols = np.array([c for c, _ in known], dtype=np.int64)
-            weights = np.array([w for _, w in known])
-            starts, ends = indptr[cols].astype(np.int64), indptr[cols + 1].astype(np.int64)
-            lengths = ends - starts
-            rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if lengths.sum() else \
-                np.array([], dtype=np.int64)
-            contrib = data[rows].astype(np.float64) * np.repeat(weights, lengths)
-            scores = np.bincount(indices[rows], weights=contrib, minlength=n)
-            if nonocc is not None:
-                scores += float(np.dot(nonocc[cols], weights))
-            cand = np.flatnonzero(scores > 0)
-            if len(cand) > k:  # everything tied with the k-th score stays a candidate for the tie-break
-                kth = np.partition(scores[cand], len(cand) - k)[len(cand) - k]
-                cand = cand[scores[cand] >= kth]
-            order = np.lexsort((-doc_rank[cand], -scores[cand]))[:k]
-            out.append((self._docids[cand[order]], scores[cand[order]]))
-        return out
+        return weighted_topk(self._model, self._docids, self._doc_rank(), term_weights, k)
 
     # indexing -----------------------------------------------------------------------------
     @classmethod
@@ -212,38 +185,49 @@ class BM25Retriever(Stage):
         ids over a growing vocabulary. Tokens, and so every score and ranking, equal :meth:`index`'s
         (same lower-casing, stopwords, stemmer and pattern); only the internal term numbering differs.
         """
-        bm25s = _bm25s()
-        from bm25s.tokenization import Tokenized, Tokenizer
         from tqdm.auto import tqdm
 
-        tokenizer = Tokenizer(lower=True, splitter=self.params["token_pattern"], stopwords=self.params["stopwords"],
-                              stemmer=self._stemmer())
+        if self.params["tokenizer"] == "lucene":
+            vocab: dict[str, int] = {}
+
+            def to_ids(texts: list[str]) -> list[list[int]]:
+                return [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in self._tokenize(texts)]
+
+            def get_vocab() -> dict[str, int]:
+                return vocab
+        else:
+            from bm25s.tokenization import Tokenizer
+
+            tokenizer = Tokenizer(lower=True, splitter=self.params["token_pattern"], stopwords=self._stopwords(),
+                                  stemmer=self._stemmer())
+
+            def to_ids(texts: list[str]) -> list[list[int]]:
+                return tokenizer.tokenize(texts, update_vocab=True, return_as="ids", show_progress=False)
+
+            get_vocab = tokenizer.get_vocab_dict
         ids: list[list[int]] = []
         docids: list[str] = []
         with tqdm(unit="doc", desc="bm25 tokenise", disable=not progress) as bar:
             for chunk in chunks:
                 texts = [self._doc_text(d) for d in chunk]
-                ids += tokenizer.tokenize(texts, update_vocab=True, return_as="ids", show_progress=False)
+                ids += to_ids(texts)
                 docids += [d.docid for d in chunk]
                 bar.update(len(texts))
         if not docids:
             raise InputError("bm25: cannot index an empty corpus")
         if len(set(docids)) != len(docids):
             raise InputError("bm25: document ids are not unique", fix="give every document a unique _id")
-        vocab = tokenizer.get_vocab_dict()
+        vocab = get_vocab()
         if not any(word for word in vocab):
             raise InputError(f"bm25: none of the {len(docids)} documents has an indexable word (all are empty, "
                              "stopwords, or match no token_pattern)",
                              fix="check the corpus' title/text fields and the bm25 fields/token_pattern")
-        model = bm25s.BM25(k1=self.params["k1"], b=self.params["b"], method=self.params["method"])
-        model.index(Tokenized(ids=ids, vocab=vocab), show_progress=progress and len(docids) > 20000)
+        self._fit(ids, vocab, progress=progress and len(docids) > 20000)
         del ids
-        self._model = model
         self._docids = np.array(docids)
         return self
 
     def index(self, documents: Iterable[Document]) -> BM25Retriever:
-        bm25s = _bm25s()
         docs = list(documents)
         if not docs:
             raise InputError("bm25: cannot index an empty corpus")
@@ -253,11 +237,30 @@ class BM25Retriever(Stage):
             raise InputError(f"bm25: none of the {len(docs)} documents has an indexable word (all are empty, "
                              "stopwords, or match no token_pattern)",
                              fix="check the corpus' title/text fields and the bm25 fields/token_pattern")
-        model = bm25s.BM25(k1=self.params["k1"], b=self.params["b"], method=self.params["method"])
-        model.index(tokens, show_progress=len(texts) > 20000)
-        self._model = model
+        self._fit(tokens, None, progress=len(texts) > 20000)
         self._docids = np.array([d.docid for d in docs])
         return self
+
+    def _fit(self, corpus: list[list[str]] | list[list[int]], vocab: dict[str, int] | None, progress: bool) -> None:
+        """A bm25s model over token strings (``vocab`` None) or token ids; Lucene norms built here."""
+        bm25s = _bm25s()
+        model = bm25s.BM25(k1=self.params["k1"], b=self.params["b"], method=self.params["method"])
+        if self.params["norms"] == "exact":
+            if vocab is None:
+                model.index(corpus, show_progress=progress)
+            else:
+                from bm25s.tokenization import Tokenized
+
+                model.index(Tokenized(ids=corpus, vocab=vocab), show_progress=progress)
+        else:
+            if vocab is None:
+                vocab = {}
+                corpus = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in corpus]
+            model.scores = lucene_norm_scores(corpus, max(vocab.values()) + 1, model.k1, model.b, model.dtype)
+            model.vocab_dict = dict(vocab)
+            model.unique_token_ids_set = set(vocab.values())
+            model.nonoccurrence_array = None
+        self._model = model
 
     @property
     def num_docs(self) -> int:
@@ -278,26 +281,34 @@ class BM25Retriever(Stage):
                              fix="build it with BM25Retriever.from_collection(...) or load one")
 
     # search -------------------------------------------------------------------------------
-    def search(self, query_texts: Sequence[str], k: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Top-``k`` (docids, scores) per query; documents matching no query term are left out."""
+    def _retrieve(self, query_texts: Sequence[str], k: int | None) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """bm25s's top-k matrices for the queries that have a known term, and which queries those are."""
         self._require_index()
         k = min(k or self.k, len(self._docids))
         tokens = self._tokenize(list(query_texts))
-        out: list[tuple[np.ndarray, np.ndarray]] = [(np.array([], dtype="<U1"), np.array([]))] * len(tokens)
         vocab = self._model.vocab_dict
-        nonempty = [i for i, t in enumerate(tokens) if any(tok in vocab for tok in t)]
+        known = [[tok for tok in t if tok in vocab] for t in tokens]
+        nonempty = [i for i, t in enumerate(known) if t]
+        if not nonempty:
+            return [], np.zeros((0, k), dtype=np.int64), np.zeros((0, k))
+        known = [known[i] for i in nonempty]
+        threads = self.threads if self.threads else (os.cpu_count() or 1)
+        # a pool only pays for itself on a large batch; n_threads=0 is bm25s's plain loop
+        idx, scores = self._model.retrieve(known, k=k, return_as="tuple", show_progress=len(known) > 2000,
+                                           n_threads=threads if threads > 1 and len(known) >= 64 else 0)
+        return nonempty, np.asarray(idx), np.asarray(scores)
+
+    def search(self, query_texts: Sequence[str], k: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top-``k`` (docids, scores) per query; documents matching no query term are left out."""
+        nonempty, idx, scores = self._retrieve(query_texts, k)
+        out: list[tuple[np.ndarray, np.ndarray]] = [(np.array([], dtype="<U1"), np.array([]))] * len(query_texts)
         if not nonempty:
             return out
-        known = [[tok for tok in tokens[i] if tok in vocab] for i in nonempty]
-        threads = self.threads if self.threads else (os.cpu_count() or 1)
-        idx, scores = self._model.retrieve(known, k=k, return_as="tuple", show_progress=len(known) > 2000,
-                                           n_threads=threads if len(known) >= 64 else 1)
-        doc_rank = self._doc_rank()
+        keys = [f"{row:012d}" for row in range(len(nonempty))]  # keeps the input order through the qid sort
+        _, docids, sc = canonical_columns(idx, scores, keys, self._docids, self._doc_rank())
+        bounds = np.r_[0, np.cumsum((scores > 0).sum(axis=1))]
         for row, i in enumerate(nonempty):
-            keep = scores[row] > 0
-            ids, sc = idx[row][keep], scores[row][keep].astype(np.float64)
-            order = np.lexsort((-doc_rank[ids], -sc))  # trec_eval order: ties by docid descending
-            out[i] = (self._docids[ids[order]], sc[order])
+            out[i] = (docids[bounds[row]:bounds[row + 1]], sc[bounds[row]:bounds[row + 1]])
         return out
 
     def at_least(self, k: int) -> BM25Retriever:
@@ -314,21 +325,22 @@ class BM25Retriever(Stage):
         queries = queries_of(inp, "bm25")
         weighted = isinstance(queries, WeightedQueries)
         if weighted:  # expanded queries (rm3, bo1): a fresh search of the whole index, weights used up
-            _check_analyzer(queries, self.analyzer)
+            check_analyzer(queries, self.analyzer)
             results = self.search_weighted(queries.term_weights)
             queries = queries.plain()
-        else:
-            results = self.search(list(queries.texts))
-        # emit queries in qid (string) order: bm25s already sorts each list by score, so the Run
-        # usually finds its rows in canonical order and skips its own sort
-        order = sorted(range(len(queries)), key=lambda i: queries.qids[i])
-        sizes = [len(results[i][0]) for i in order]
-        qids = np.repeat(np.array([queries.qids[i] for i in order] or [""]), sizes) if order else np.array([])
-        docids = np.concatenate([results[i][0] for i in order] or [np.array([], dtype="<U1")])
-        scores = np.concatenate([results[i][1] for i in order] or [np.array([])])
+            # emit queries in qid (string) order: the Run then finds its rows in canonical order
+            order = sorted(range(len(queries)), key=lambda i: queries.qids[i])
+            sizes = [len(results[i][0]) for i in order]
+            qids = np.repeat(np.array([queries.qids[i] for i in order] or [""]), sizes) if order else np.array([])
+            docids = np.concatenate([results[i][0] for i in order] or [np.array([], dtype="<U1")])
+            scores = np.concatenate([results[i][1] for i in order] or [np.array([])])
+        else:  # the whole batch at once: no per-query arrays
+            nonempty, idx, top = self._retrieve(list(queries.texts), None)
+            qids, docids, scores = canonical_columns(idx, top, [queries.qids[i] for i in nonempty],
+                                                     self._docids, self._doc_rank())
         run = Run.from_unique_ranked(qids, docids, scores, name="bm25", queries=queries)
         if isinstance(inp, Run) and not weighted:  # as a reranker stage: keep only the input's documents
-            run = _restrict_to_input(run, inp)
+            run = restrict_to_input(run, inp)
         return run
 
     # persistence --------------------------------------------------------------------------
@@ -342,7 +354,8 @@ class BM25Retriever(Stage):
             self._model.save(str(tmp / "bm25s"), show_progress=False)
             atomic_write_text(tmp / "docids.json", json.dumps(self._docids.tolist()))
             write_manifest(tmp, KIND, FORMAT_VERSION, dict(self.params),
-                           libraries=["bm25s", "PyStemmer", "numpy"],
+                           libraries=["bm25s", "PyStemmer", "numpy"]
+                           + (["regex"] if self.params["tokenizer"] == "lucene" else []),
                            extra={"num_docs": int(len(self._docids))})
 
     @classmethod
@@ -359,7 +372,10 @@ class BM25Retriever(Stage):
         try:
             retriever = cls(k1=p["k1"], b=p["b"], method=p["method"], stopwords=p["stopwords"],
                             stemmer=p["stemmer"], fields=p["fields"], k=k, threads=threads,
-                            token_pattern=p["token_pattern"])
+                            token_pattern=p["token_pattern"],
+                            # indexes saved before these options existed were regex-tokenised, exact norms
+                            tokenizer=p.get("tokenizer", LEGACY_DEFAULTS["tokenizer"]),
+                            norms=p.get("norms", LEGACY_DEFAULTS["norms"]))
             engine = json.loads((path / "bm25s" / "params.index.json").read_text("utf-8"))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"index parameters are incomplete or invalid ({exc})", path=path,
@@ -379,27 +395,12 @@ class BM25Retriever(Stage):
         return retriever
 
 
-def _check_analyzer(queries: WeightedQueries, analyzer: dict[str, Any]) -> None:
-    """Refuse weighted terms made by another tokenisation: they would silently match nothing."""
-    if not queries.analyzer:
-        return
-    diff = [key for key in ANALYZER_KEYS if key in queries.analyzer and queries.analyzer[key] != analyzer[key]]
-    if diff:
-        shown = ", ".join(f"{key}={queries.analyzer[key]!r} vs {analyzer[key]!r}" for key in diff)
-        raise InputError(f"bm25: the expanded queries were tokenised differently from this index ({shown})",
-                         fix="give the expansion stage (rm3, bo1) the same " + "/".join(diff) + " as bm25")
-
-
-def _restrict_to_input(run: Run, inp: Run) -> Run:
-    pairs_in = set(zip(inp.qids.tolist(), inp.docids.tolist()))
-    keep = np.array([(q, d) in pairs_in for q, d in zip(run.qids.tolist(), run.docids.tolist())], dtype=bool)
-    return run.replace(qids=run.qids[keep], docids=run.docids[keep], scores=run.scores[keep])
-
-
 def _cache_key(collection: Collection, params: dict) -> str:
     """Keyed by the corpus *content* (never its mtime) and every index parameter."""
     import hashlib
 
+    # options at their pre-option values stay out of the key, so indexes cached before they existed are reused
+    params = {key: value for key, value in params.items() if LEGACY_DEFAULTS.get(key, object()) != value}
     raw = json.dumps({"corpus": fingerprint(collection.corpus_path), "format": FORMAT_VERSION, **params},
                      sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
@@ -407,16 +408,27 @@ def _cache_key(collection: Collection, params: dict) -> str:
 
 @register("bm25", kind="retriever")
 def build_bm25(context: Context | None = None, k1: float = 0.9, b: float = 0.4, method: str = "lucene",
-               stopwords: str | list[str] | None = "en", stemmer: str | None = "english",
+               stopwords: str | list[str] | None = "lucene", stemmer: str | None = LUCENE_PORTER,
                fields: Sequence[str] = FIELDS, k: int = 1000, threads: int = 0,
-               token_pattern: str = TOKEN_PATTERN, index: str | None = None) -> BM25Retriever:
-    """BM25 over the context's collection (or a saved ``index``); cached on disk when a cache folder is set."""
+               token_pattern: str = TOKEN_PATTERN, index: str | None = None, tokenizer: str | None = None,
+               norms: str | None = None) -> BM25Retriever:
+    """BM25 over the context's collection (or a saved ``index``); cached on disk when a cache folder is set.
+
+    ``tokenizer``/``norms`` default to the saved index's (with ``index``) or the retriever's defaults; a
+    value that contradicts the saved index is refused, since its terms were made another way.
+    """
     if index is not None:
-        return BM25Retriever.load(index, k=k, threads=threads)
+        loaded = BM25Retriever.load(index, k=k, threads=threads)
+        for key, asked in (("tokenizer", tokenizer), ("norms", norms)):
+            if asked is not None and asked != loaded.params[key]:
+                raise InputError(f"bm25: {key}={asked!r} was asked for, but the index at {index} was built with "
+                                 f"{key}={loaded.params[key]!r}", fix=f"drop {key} or rebuild the index with it")
+        return loaded
     if context is None or context.collection is None:
         raise InputError("bm25 needs a collection or an index", fix="pass --collection or args.index")
+    defaults = {key: value for key, value in (("tokenizer", tokenizer), ("norms", norms)) if value is not None}
     retriever = BM25Retriever(k1=k1, b=b, method=method, stopwords=stopwords, stemmer=stemmer,
-                              fields=fields, k=k, threads=threads, token_pattern=token_pattern)
+                              fields=fields, k=k, threads=threads, token_pattern=token_pattern, **defaults)
     coll = context.collection
     if context.cache_dir is not None:
         where = Path(context.cache_dir) / "bm25" / _cache_key(coll, dict(retriever.params))
