@@ -31,7 +31,7 @@ __all__ = ["KIND", "FORMAT_VERSION", "TASKS", "VARIANTS", "export_key", "onnx_mo
 log = logging.getLogger(__name__)
 
 KIND = "onnx-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-channel int8, fp32 head
 TASKS = ("sequence-classification", "token-states")
 VARIANTS = ("fp32", "int8")
 OPSET = 17
@@ -126,12 +126,16 @@ def _optimise(raw: Path, out: Path, config: Any) -> dict[str, int]:
 
 
 def _quantise(src: Path, out: Path) -> None:
-    """Dynamic int8: int8 weights (signed, per tensor), uint8 activations quantised per call."""
+    """Dynamic int8: int8 weights (signed, per channel), uint8 activations quantised per call; the pooler
+    and the head stay fp32 (as for torch int8, :func:`rankstack.encode.paths.quantize_linear_int8`)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # fused contrib ops (Attention, SkipLayerNormalization) defeat ONNX shape inference: say their type
-    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=False,
+    graph = onnx.load(str(src), load_external_data=False).graph
+    keep = [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")
+            and any(k in (n.name + " ".join(n.output)).lower() for k in ("pooler", "classifier", "logits"))]
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep,
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 

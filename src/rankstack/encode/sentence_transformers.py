@@ -149,7 +149,9 @@ class SentenceTransformerEncoder(Encoder):
         import torch
 
         with torch_threads(self.threads):
-            log.info("encoder %s: path %s, %d threads", self.name, self.precision, torch.get_num_threads())
+            how = {"bf16": "bf16 autocast", "fp32": "fp32", "torch-int8": "torch dynamic int8"}.get(
+                self.precision, "ONNX Runtime")
+            log.info("encoder %s: path %s (%s), %d threads", self.name, self.precision, how, torch.get_num_threads())
             yield
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
