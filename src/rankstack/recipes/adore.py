@@ -27,7 +27,7 @@ import numpy as np
 
 from rankstack.recipes.biencoder import BiEncoderOutcome, BiEncoderTrainConfig, Prepared
 
-__all__ = ["AdoreExample", "AdoreCollator", "FixedIndex", "train_adore", "fixed_document_index"]
+__all__ = ["AdoreExample", "AdoreCollator", "FixedIndex", "train_adore", "fixed_document_index", "index_writer"]
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def fixed_document_index(config: BiEncoderTrainConfig, coll: Any) -> tuple[Fixed
     return FixedIndex(vectors, [d.docid for d in docs]), enc.encoder_id
 
 
-def _index_writer(config: BiEncoderTrainConfig, index: FixedIndex, doc_encoder_id: str) -> Any:
+def index_writer(config: BiEncoderTrainConfig, index: FixedIndex, doc_encoder_id: str) -> Any:
     """``extra(tmp)`` for :func:`save_biencoder`: the fixed vectors as a dense index pinned to the saved
     query encoder (its id is computed from the files in ``tmp`` under the final folder's name)."""
 
@@ -183,7 +183,7 @@ def train_adore(config: BiEncoderTrainConfig, prepared: Prepared, *, progress: b
     training = {"config": config_dict(config), "steps": result.steps, "seconds": round(seconds, 1),
                 "best_validation": result.best_value, "examples": len(examples), "trainer": trainer.config(),
                 "doc_encoder": doc_encoder_id}
-    out = save_model(config, model, prepared, training, extra=_index_writer(config, index, doc_encoder_id)
+    out = save_model(config, model, prepared, training, extra=index_writer(config, index, doc_encoder_id)
                      if config.out is not None else None)
     return BiEncoderOutcome("adore", model, seconds, result.steps, result.best_value, result.stopped_by_budget,
                             out, details={"doc_encoder": doc_encoder_id, "examples": len(examples)},

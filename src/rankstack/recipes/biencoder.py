@@ -66,6 +66,8 @@ class BiEncoderTrainConfig:
     in_batch: bool = option(True, help="other examples' documents are negatives too (infonce)")
     fn_filter: bool = option(False, help="drop negatives an untrained MiniLM scores above the positive")
     dynamic_rounds: int = option(0, help="re-mine negatives from the current model's index this many times")
+    freeze_documents: bool = option(False, help="train only the query encoder; documents keep the base encoder's "
+                                                "cached vectors (saved with an index, as ADORE)")
     teacher: str | None = option(None, metavar="DIR", help="cross-encoder folder: distillation teacher / AR2 ranker")
     scale: float = option(20.0, help="student scores are cosine x scale for distillation losses")
     query_max_length: int = option(64, help="query tokens while training")
@@ -106,6 +108,10 @@ class BiEncoderTrainConfig:
             raise InputError(f"--ar2-weight must be in [0, 1], got {self.ar2_weight!r}")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
             raise InputError(f"--time-budget must be positive minutes, got {self.time_budget_minutes!r}")
+        if self.freeze_documents and (self.dynamic_rounds or self.method in ("adore", "ar2")):
+            raise InputError("--freeze-documents trains the query encoder on static negatives: it does not combine "
+                             "with --dynamic-rounds, adore (always frozen) or ar2",
+                             fix="use --method adore for negatives retrieved by the current query encoder")
         if self.method in ("margin-mse", "listwise-kl") and self.teacher is None:
             raise InputError(f"--method {self.method} distils a cross-encoder's scores: it needs --teacher",
                              fix="pass --teacher DIR (a folder from 'rankstack train reranker')")

@@ -53,6 +53,7 @@ class BiEncoderCollator:
     in_batch: bool = True
     teacher: bool = False
     mix: bool = False
+    fixed: Any = None  # a FixedIndex: documents are its cached vectors, only queries are encoded
 
     def __post_init__(self) -> None:
         self._texts: dict[str, str] = {}
@@ -72,7 +73,11 @@ class BiEncoderCollator:
             raise InputError("cannot collate an empty batch")
         docids = [d for g in groups for d in g.docids]
         inputs: dict[str, Any] = {"q": tokenize(self.model, [g.query for g in groups], self.query_max_length),
-                                  "d": tokenize(self.model, self.texts(docids), self.doc_max_length), "own": None}
+                                  "own": None}
+        if self.fixed is not None:
+            inputs["d_vectors"] = self.fixed.tensor[torch.tensor([self.fixed.row[d] for d in docids])]
+        else:
+            inputs["d"] = tokenize(self.model, self.texts(docids), self.doc_max_length)
         if self.in_batch and not self.teacher:
             labels = torch.zeros(len(groups), len(docids))
             mask = torch.ones(len(groups), len(docids), dtype=torch.bool)

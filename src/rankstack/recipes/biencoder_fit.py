@@ -103,7 +103,13 @@ def train_biencoder(config: BiEncoderTrainConfig, prepared: Prepared, *, progres
     groups = prepared.groups
     if distil:
         groups = distil_groups(groups, teacher, teacher_id, prepared, config.cache_dir)
-    validate_fn = make_validator(config, prepared, model)
+    fixed, doc_encoder_id, doc_vectors = None, None, None
+    if config.freeze_documents:
+        from rankstack.recipes.adore import fixed_document_index
+
+        fixed, doc_encoder_id = fixed_document_index(config, prepared.collection)
+        doc_vectors = {d: fixed.vectors[i] for d, i in fixed.row.items()}
+    validate_fn = make_validator(config, prepared, model, doc_vectors=doc_vectors)
     scorer = BiEncoderScorer(model, scale=config.scale if distil else 1.0)
     rounds = 1 + config.dynamic_rounds
     budget = None if config.budget_seconds is None else config.budget_seconds / rounds
@@ -124,7 +130,8 @@ def train_biencoder(config: BiEncoderTrainConfig, prepared: Prepared, *, progres
             if distil:
                 groups = distil_groups(groups, teacher, teacher_id, prepared, config.cache_dir)
         collate = BiEncoderCollator(model, prepared.collection.doc_texts, judged, config.query_max_length,
-                                    config.doc_max_length, in_batch=config.in_batch and not distil, teacher=distil)
+                                    config.doc_max_length, in_batch=config.in_batch and not distil, teacher=distil,
+                                    fixed=fixed)
         trainer = trainer_for(config, scorer, loss_spec(config.loss_name), validate_fn, budget, progress)
         result = trainer.fit(groups, collate)
         history.extend({**h, "round": r} for h in result.history)
@@ -139,7 +146,12 @@ def train_biencoder(config: BiEncoderTrainConfig, prepared: Prepared, *, progres
     model.eval()
     training = {"config": config_dict(config), "steps": steps, "seconds": round(seconds, 1), "best_validation": best,
                 "examples": len(groups), "rounds": rounds, "trainer": trainer_config,
-                "false_negative_filter": reports, "teacher_id": teacher_id or None}
-    out = save_model(config, model, prepared, training)
+                "false_negative_filter": reports, "teacher_id": teacher_id or None, "doc_encoder": doc_encoder_id}
+    extra = None
+    if fixed is not None and config.out is not None:
+        from rankstack.recipes.adore import index_writer
+
+        extra = index_writer(config, fixed, doc_encoder_id)
+    out = save_model(config, model, prepared, training, extra=extra)
     return BiEncoderOutcome(config.method, model, seconds, steps, best, over, out,
                             details={"rounds": rounds, "examples": len(groups), "filter": reports}, history=history)

@@ -62,3 +62,25 @@ def test_ar2_alternates_and_saves_retriever_and_ranker(tiny, tmp_path):
     SentenceTransformer(str(out), device="cpu")
     ranker = CrossEncoderReranker(str(out / "ranker"), precision="fp32")
     assert ranker.score_pairs(["why do cats purr"], ["cats purr"]).shape == (1,)
+
+
+def test_frozen_documents_distillation_saves_the_fixed_index(tiny, tmp_path):
+    from rankstack.data.beir import Collection
+    from rankstack.encode.base import cached_encode, load_encoder
+    from rankstack.errors import InputError
+    from rankstack.recipes.biencoder import run
+    from rankstack.retrieve.dense import DenseIndex, build_dense
+
+    coll, bert, root = tiny
+    teacher = make_tiny_bert(tmp_path / "teacher", head=True, seed=3)
+    docs = list(Collection(coll).corpus())
+    before = cached_encode(load_encoder(str(bert), precision="fp32"), [d.contents for d in docs],
+                           [d.docid for d in docs], root / "cache").copy()
+    out = tmp_path / "frozen"
+    outcome = run(cfg(tiny, method="margin-mse", teacher=str(teacher), freeze_documents=True, epochs=4, out=out))
+    assert all(np.isfinite(outcome.losses())) and outcome.best_validation is not None
+    index, _ = DenseIndex.load(out / "index")
+    np.testing.assert_array_equal(index.vectors_of([d.docid for d in docs]), before)
+    assert len(build_dense(index=str(out / "index"), precision="fp32", k=2)(Collection(coll).queries("test"))) == 24
+    with pytest.raises(InputError, match="freeze-documents"):
+        cfg(tiny, freeze_documents=True, dynamic_rounds=1)
