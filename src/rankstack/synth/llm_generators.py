@@ -28,15 +28,23 @@ from rankstack.llm.base import Chat, LLMBackend
 from rankstack.synth.generators import Generated, QueryGenerator, short_hash
 from rankstack.synth.quality import clean_query, rejection_reason
 
-__all__ = ["InstructGenerator", "InParsGenerator", "INSTRUCT_PROMPTS", "INPARS_PROMPT"]
+__all__ = ["InstructGenerator", "InParsGenerator", "INSTRUCT_PROMPTS", "INPARS_PROMPT", "DEFAULT_INSTRUCT_PROMPT"]
 
-INSTRUCT_PROMPTS = {
-    "question": "Generate a question that a user might type into a search engine to find the following "
-                "text.\n\nText: {doc}",
-    "query": "Write a short search query (at most 10 words) that someone would type into a search engine to "
-             "find the text below. Reply with the query only, do not copy sentences from the text.\n\nText: {doc}",
-    "bare": "Write a query for this text.\n\n{doc}",
+# name -> (user template with {doc}, system message or None, pre-filled start of the reply)
+INSTRUCT_PROMPTS: dict[str, tuple[str, str | None, str]] = {
+    "question": ("Generate a question that a user might type into a search engine to find the following "
+                 "text.\n\nText: {doc}", None, ""),
+    "question-prefilled": ("Generate a question that a user might type into a search engine to find the "
+                           "following text.\n\nText: {doc}", None, "Question:"),
+    "after": ("Text: {doc}\n\nWhat question does this text answer? Reply with one short question.", None,
+              "Question:"),
+    "query": ("Write a short search query (at most 10 words) that someone would type into a search engine to "
+              "find the text below. Reply with the query only, do not copy sentences from the text.\n\n"
+              "Text: {doc}", None, ""),
+    "bare": ("Write a query for this text.\n\n{doc}", None, ""),
 }
+
+DEFAULT_INSTRUCT_PROMPT = "question-prefilled"
 
 INPARS_PROMPT = (
     "Example 1:\n"
@@ -123,12 +131,13 @@ class InstructGenerator(_LLMGenerator):
 
     name = "llm-instruct"
 
-    def __init__(self, backend: LLMBackend, prompt: str = "question", **kwargs: Any) -> None:
+    def __init__(self, backend: LLMBackend, prompt: str = DEFAULT_INSTRUCT_PROMPT, **kwargs: Any) -> None:
         super().__init__(backend, **kwargs)
         if prompt in INSTRUCT_PROMPTS:
-            self.variant, self._template = prompt, INSTRUCT_PROMPTS[prompt]
+            self.variant = prompt
+            self._template, self._system, self._prefix = INSTRUCT_PROMPTS[prompt]
         elif "{doc}" in prompt:
-            self.variant, self._template = "custom", prompt
+            self.variant, self._template, self._system, self._prefix = "custom", prompt, None, ""
         else:
             raise InputError(f"llm-instruct: prompt {prompt!r} is neither a variant "
                              f"({', '.join(INSTRUCT_PROMPTS)}) nor a template containing {{doc}}",
@@ -136,10 +145,11 @@ class InstructGenerator(_LLMGenerator):
 
     @property
     def template(self) -> str:
-        return self._template
+        return self._template + (f"\x1esystem:{self._system}" if self._system else "") + \
+            (f"\x1eprefix:{self._prefix}" if self._prefix else "")
 
     def _prompt(self, passage: str) -> Chat:
-        return Chat.user(self._template.replace("{doc}", passage))
+        return Chat.user(self._template.replace("{doc}", passage), system=self._system, prefix=self._prefix)
 
 
 class InParsGenerator(_LLMGenerator):

@@ -19,6 +19,9 @@ __all__ = ["clean_query", "rejection_reason", "words"]
 
 _LABEL = re.compile(r"^\s*(?:\d+[.)]\s*|[-*•]\s*)?(?:(?:search\s+)?(?:query|question|relevant query|q)\s*\d*\s*[:\-]\s*)",
                     re.IGNORECASE)
+# "The user wants to know the answer to the question: What is X?" -> the part after the colon
+_PREAMBLE = re.compile(r"^[^:?]{0,160}\b(?:question|query|search|type|ask|asks|wants|answer)\b[^:?]{0,100}:\s*(.*)$",
+                       re.IGNORECASE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _QUOTES = "\"'“”‘’`«»"
 
@@ -28,11 +31,19 @@ def words(text: str) -> list[str]:
 
 
 def clean_query(raw: str) -> str:
-    """The first non-empty line of ``raw`` without a leading label ("Query:", "1.") or wrapping quotes."""
+    """The first non-empty line of ``raw`` without a leading label ("Query:", "1."), a chatty preamble
+    ("The user wants to know the answer to the question: ..."; nothing is left when the preamble is all
+    there is), wrapping quotes, or anything after the first question mark."""
     line = next((ln for ln in raw.splitlines() if ln.strip()), "")
     line = _LABEL.sub("", line, count=1).strip()
+    m = _PREAMBLE.match(line)
+    if m:
+        line = m.group(1).strip()
     if len(line) >= 2 and line[0] in _QUOTES and line[-1] in _QUOTES:
         line = line[1:-1].strip()
+    if "?" in line:
+        line = line[: line.index("?") + 1]
+    line = line.strip(_QUOTES + " ")
     return " ".join(line.split())
 
 

@@ -137,3 +137,15 @@ def test_unknown_generator_suggests():
         build_generator("titel")
     with pytest.raises(InputError, match="must be an LLMBackend"):
         build_generator("llm-instruct", backend="smollm2")
+
+
+def test_default_prompt_prefills_the_reply_and_variants_have_distinct_ids():
+    seen = []
+    lm = FakeLM(respond=lambda p: seen.append(p) or ' "What makes cats purr?" said the model')
+    gen = build_generator("llm-instruct", backend=lm)
+    out = gen.generate(DOCS[:1])
+    assert seen[0].endswith("assistant: Question:") and out[0].text == "What makes cats purr?"
+    from rankstack.synth.llm_generators import INSTRUCT_PROMPTS
+
+    ids = {build_generator("llm-instruct", backend=lm, prompt=v).prompt_id for v in INSTRUCT_PROMPTS}
+    assert len(ids) == len(INSTRUCT_PROMPTS)

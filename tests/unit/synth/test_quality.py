@@ -16,6 +16,11 @@ PASSAGE = ("Alterations of the architecture of cerebral white matter in the deve
     ("\n\n1. Search query: newborn brain MRI", "newborn brain MRI"),
     ("Question 2 - cortical   development", "cortical development"),
     ("", ""),
+    ("The user wants to know the answer to the question: What is the Bayesian model? It is", "What is the Bayesian model?"),
+    ("A user might type this question into a search engine to find the answer:", ""),
+    ('A user might type: "cancer stem cells"', "cancer stem cells"),
+    ("How do glioma cells survive? They use A20.", "How do glioma cells survive?"),
+    ("Effects of ozone: a review", "Effects of ozone: a review"),
 ])
 def test_clean_query(raw, clean):
     assert clean_query(raw) == clean
