@@ -1,5 +1,5 @@
-"""`adapt` on a small real slice of cranfield (skipped when the shared data is absent): 40 uniformly
-selected abstracts get ICT queries, 8 are held back, MiniLM trains 3 steps on BM25 negatives; the
+"""`adapt` on a small real slice of cranfield (skipped when the shared data is absent): 24 uniformly
+selected abstracts get ICT queries, 4 are held back, MiniLM trains 2 steps on BM25 negatives; the
 result is a cross-encoder that reranks real test queries, and the report's held-back figures are the
 ones the saved model gives. Bounded: max length 64, no dense model, no false-negative filter."""
 
@@ -24,14 +24,14 @@ def test_adapt_on_a_cranfield_slice(data_root, tmp_path):
     from rankstack.rerank.cross_encoder import CrossEncoderReranker
 
     cranfield = Collection(data_root / "cranfield")
-    cfg = adapt.AdaptConfig(collection=str(cranfield.path), out=tmp_path / "m", generator="ict", max_docs=40,
-                            filters="none", heldout=8, negatives="bm25", n_negatives=3, fn_filter=None,
-                            max_steps=3, batch_size=2, grad_accum=1, max_length=64, threads=1, patience=None,
+    cfg = adapt.AdaptConfig(collection=str(cranfield.path), out=tmp_path / "m", generator="ict", max_docs=24,
+                            filters="none", heldout=4, negatives="bm25", n_negatives=3, fn_filter=None,
+                            max_steps=2, batch_size=2, grad_accum=1, max_length=64, threads=1, patience=None,
                             validate_every=None, time_budget_minutes=None, cache_dir=tmp_path / "cache")
     report = adapt.run(cfg, progress=False)
-    assert report.generator == "ict" and 30 <= report.generated <= 40  # a few abstracts have one sentence
-    assert report.heldout_queries == 8 and report.train_queries == report.generated - 8
-    assert report.steps == 3 and report.real_queries == 0
+    assert report.generator == "ict" and 18 <= report.generated <= 24  # a few abstracts have one sentence
+    assert report.heldout_queries == 4 and report.train_queries == report.generated - 4
+    assert report.steps == 2 and report.real_queries == 0
     saved = json.loads((tmp_path / "m.adapt.json").read_text())
     assert saved["heldout"] == report.heldout and saved["generation"]["generation"]["written"] == report.generated
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
