@@ -31,7 +31,7 @@ __all__ = ["KIND", "FORMAT_VERSION", "TASKS", "VARIANTS", "export_key", "onnx_mo
 log = logging.getLogger(__name__)
 
 KIND = "onnx-model"
-FORMAT_VERSION = 2  # 2: per-channel int8, fp32 head
+FORMAT_VERSION = 3  # 3: per-channel int8, pooler and head kept fp32
 TASKS = ("sequence-classification", "token-states")
 VARIANTS = ("fp32", "int8")
 OPSET = 17
@@ -135,6 +135,7 @@ def _quantise(src: Path, out: Path) -> None:
     graph = onnx.load(str(src), load_external_data=False).graph
     keep = [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")
             and any(k in (n.name + " ".join(n.output)).lower() for k in ("pooler", "classifier", "logits"))]
+    keep += [f"{name}_MatMul" for name in keep]  # the quantiser first rewrites Gemm as MatMul + Add
     quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep,
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
