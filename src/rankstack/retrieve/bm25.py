@@ -30,7 +30,8 @@ from rankstack.retrieve.bm25_norms import lucene_norm_scores
 from rankstack.retrieve.bm25_params import (ANALYZER_KEYS, FIELDS, LEGACY_DEFAULTS, LUCENE_PORTER,  # noqa: F401
                                             METHODS, NORMS, TOKEN_PATTERN, TOKENIZERS, check_analyzer,
                                             check_params, check_text_params)
-from rankstack.retrieve.bm25_topk import canonical_columns, restrict_to_input, weighted_topk
+from rankstack.retrieve.bm25_topk import (block_topk, canonical_columns, restrict_to_input, run_from_canonical,
+                                           run_from_results, term_matrix, weighted_topk)
 from rankstack.storage import (atomic_directory, atomic_write_text, fingerprint, read_consistently,
                                read_manifest, write_manifest)
 from rankstack.types import Run, WeightedQueries
@@ -281,8 +282,9 @@ class BM25Retriever(Stage):
                              fix="build it with BM25Retriever.from_collection(...) or load one")
 
     # search -------------------------------------------------------------------------------
-    def _retrieve(self, query_texts: Sequence[str], k: int | None) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """bm25s's top-k matrices for the queries that have a known term, and which queries those are."""
+    def _retrieve(self, query_texts: Sequence[str], k: int | None) -> tuple[list[int], np.ndarray, np.ndarray, bool]:
+        """Top-k matrices for the queries that have a known term, which queries those are, and whether
+        each row is already in run order (ties broken by docid)."""
         self._require_index()
         k = min(k or self.k, len(self._docids))
         tokens = self._tokenize(list(query_texts))
@@ -290,22 +292,27 @@ class BM25Retriever(Stage):
         known = [[tok for tok in t if tok in vocab] for t in tokens]
         nonempty = [i for i, t in enumerate(known) if t]
         if not nonempty:
-            return [], np.zeros((0, k), dtype=np.int64), np.zeros((0, k))
+            return [], np.zeros((0, k), dtype=np.int64), np.zeros((0, k)), True
         known = [known[i] for i in nonempty]
         threads = self.threads if self.threads else (os.cpu_count() or 1)
-        # a pool only pays for itself on a large batch; n_threads=0 is bm25s's plain loop
-        idx, scores = self._model.retrieve(known, k=k, return_as="tuple", show_progress=len(known) > 2000,
-                                           n_threads=threads if threads > 1 and len(known) >= 64 else 0)
-        return nonempty, np.asarray(idx), np.asarray(scores)
+        threads = threads if len(known) >= 64 else 1  # a pool only pays for itself on a large batch
+        if self._model.nonoccurrence_array is None:  # lucene, robertson, atire: blocks of sparse products
+            if getattr(self, "_by_term", (None,))[0] is not self._model:  # once per index
+                self._by_term = (self._model, term_matrix(self._model))
+            return nonempty, *block_topk(self._by_term[1], vocab, known, k, self._doc_rank(), threads), True
+        else:  # bm25l, bm25+ add a score to every document: bm25s's own loop
+            idx, scores = self._model.retrieve(known, k=k, return_as="tuple", show_progress=len(known) > 2000,
+                                               n_threads=threads if threads > 1 else 0)
+        return nonempty, np.asarray(idx), np.asarray(scores), False
 
     def search(self, query_texts: Sequence[str], k: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top-``k`` (docids, scores) per query; documents matching no query term are left out."""
-        nonempty, idx, scores = self._retrieve(query_texts, k)
+        nonempty, idx, scores, ordered = self._retrieve(query_texts, k)
         out: list[tuple[np.ndarray, np.ndarray]] = [(np.array([], dtype="<U1"), np.array([]))] * len(query_texts)
         if not nonempty:
             return out
         keys = [f"{row:012d}" for row in range(len(nonempty))]  # keeps the input order through the qid sort
-        _, docids, sc = canonical_columns(idx, scores, keys, self._docids, self._doc_rank())
+        _, docids, sc = canonical_columns(idx, scores, keys, self._docids, self._doc_rank(), ordered)
         bounds = np.r_[0, np.cumsum((scores > 0).sum(axis=1))]
         for row, i in enumerate(nonempty):
             out[i] = (docids[bounds[row]:bounds[row + 1]], sc[bounds[row]:bounds[row + 1]])
@@ -328,17 +335,12 @@ class BM25Retriever(Stage):
             check_analyzer(queries, self.analyzer)
             results = self.search_weighted(queries.term_weights)
             queries = queries.plain()
-            # emit queries in qid (string) order: the Run then finds its rows in canonical order
-            order = sorted(range(len(queries)), key=lambda i: queries.qids[i])
-            sizes = [len(results[i][0]) for i in order]
-            qids = np.repeat(np.array([queries.qids[i] for i in order] or [""]), sizes) if order else np.array([])
-            docids = np.concatenate([results[i][0] for i in order] or [np.array([], dtype="<U1")])
-            scores = np.concatenate([results[i][1] for i in order] or [np.array([])])
-        else:  # the whole batch at once: no per-query arrays
-            nonempty, idx, top = self._retrieve(list(queries.texts), None)
-            qids, docids, scores = canonical_columns(idx, top, [queries.qids[i] for i in nonempty],
-                                                     self._docids, self._doc_rank())
-        run = Run.from_unique_ranked(qids, docids, scores, name="bm25", queries=queries)
+            run = run_from_results(results, queries, "bm25")
+        else:  # the whole batch at once: no per-query arrays, columns canonical by construction
+            by_qid = sorted(range(len(queries)), key=lambda i: queries.qids[i])  # rows come out in qid order
+            nonempty, idx, top, ordered = self._retrieve([queries.texts[i] for i in by_qid], None)
+            run = run_from_canonical(*canonical_columns(idx, top, [queries.qids[by_qid[i]] for i in nonempty],
+                                                        self._docids, self._doc_rank(), ordered), "bm25", queries)
         if isinstance(inp, Run) and not weighted:  # as a reranker stage: keep only the input's documents
             run = restrict_to_input(run, inp)
         return run
