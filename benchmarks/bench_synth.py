@@ -42,7 +42,8 @@ def _peak_mb() -> float:
 def worker(args: argparse.Namespace) -> dict:
     from rankstack.synth.generators import build_generator
 
-    corpus, docs = _docs(args.collection, args.docs)
+    llm = args.generator in ("llm-instruct", "inpars")
+    corpus, docs = _docs(args.collection, args.llm_docs if llm and args.llm_docs else args.docs)
     row: dict = {"generator": args.generator, "docs": len(docs)}
     t0 = time.perf_counter()
     if args.generator in ("llm-instruct", "inpars"):
@@ -112,26 +113,64 @@ def worker(args: argparse.Namespace) -> dict:
     return row
 
 
+def coverage_table(collections: list[str], n: int, seeds: int) -> list[dict]:
+    """Coverage of uniform vs DUQGen selections of ``n`` documents on the same k-means clustering
+    (K by the elbow, as DUQGen picks it); medians over ``seeds`` seeds."""
+    import numpy as np
+
+    from rankstack.data.beir import Collection
+    from rankstack.encode import cached_encode, load_encoder
+    from rankstack.synth.selection import coverage, elbow_k, kmeans, sample_clusters, select_uniform
+
+    rows = []
+    enc = load_encoder("minilm")
+    for name in collections:
+        docs = list(Collection(name).corpus())
+        x = cached_encode(enc, [d.contents for d in docs], [d.docid for d in docs], ".cache/rankstack")
+        k, _ = elbow_k(x, [5, 10, 20, 50, 100, 200], seed=0)
+        assign, centroids, _ = kmeans(x, k, seed=0)
+        res: dict[str, list[dict]] = {"uniform": [], "duqgen": []}
+        for seed in range(seeds):
+            res["uniform"].append(coverage(assign, select_uniform(len(docs), n, seed).indices, k))
+            res["duqgen"].append(coverage(assign, np.asarray(sample_clusters(x, assign, centroids, n, seed=seed)), k))
+        for method, covs in res.items():
+            rows.append({"collection": name, "docs": len(docs), "selected": n, "clusters": k, "method": method,
+                         **{key: statistics.median(c[key] for c in covs)
+                            for key in ("clusters_hit", "relative_entropy", "max_share")}})
+            r = rows[-1]
+            print(f"{name:10s} K={k:3d} {method:8s} clusters hit {r['clusters_hit']:.0f}/{k}  relative entropy "
+                  f"{r['relative_entropy']:.3f}  max share {r['max_share']:.3f}", flush=True)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--collection", default="scifact")
     p.add_argument("--docs", type=int, default=48)
+    p.add_argument("--llm-docs", type=int, default=None, help="documents for the LLM generators (default --docs)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-doc-tokens", type=int, default=200)
     p.add_argument("--generators", nargs="+", default=list(GENERATORS), choices=GENERATORS)
     p.add_argument("--prompts", action="store_true", help="also compare the llm-instruct prompt variants")
     p.add_argument("--json", type=Path)
+    p.add_argument("--coverage", nargs="+", metavar="COLLECTION", help="only compare uniform vs DUQGen coverage")
     p.add_argument("--generator", help=argparse.SUPPRESS)  # worker mode
     args = p.parse_args()
+    if args.coverage:
+        rows = coverage_table(args.coverage, args.docs, args.repeats)
+        if args.json:
+            args.json.write_text(json.dumps({"meta": {"cpu": _cpu()}, "coverage": rows}, indent=1) + "\n")
+        return
     if args.generator:
         print(json.dumps(worker(args)))
         return
     rows = []
     for g in args.generators:
         cmd = [sys.executable, __file__, "--generator", g, "--collection", args.collection, "--docs", str(args.docs),
-               "--repeats", str(args.repeats), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+               "--repeats", str(args.repeats),
+               *(["--llm-docs", str(args.llm_docs)] if args.llm_docs else []), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
                "--max-doc-tokens", str(args.max_doc_tokens)] + (["--prompts"] if args.prompts else [])
         res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         if res.returncode != 0:
