@@ -56,8 +56,8 @@ class GenerateConfig:
     queries_per_doc: int = option(1, help="queries per document (seeds seed..seed+n-1; needs ict or --temperature > 0)")
     model: str | None = option(None, help="LLM: 'smollm2', 'gemma3-270m', a .gguf file, a folder or an http(s) URL "
                                           "(default: smollm2 for llm-instruct, gemma3-270m for inpars)")
-    prompt: str | None = option(None, help="LLM prompt variant (llm-instruct: question, query, bare) or a template "
-                                           "with {doc}")
+    prompt: str | None = option(None, help="LLM prompt variant (llm-instruct: question-prefilled [default], question, "
+                                           "after, query, bare; inpars: inpars-v1) or a template with {doc}")
     batch_size: int = option(8, help="documents per generation batch")
     threads: int | None = option(None, help="torch threads (none: torch's choice)")
     max_doc_tokens: int = option(200, help="LLM: passage tokens in the prompt")
