@@ -3,6 +3,7 @@
     python benchmarks/bench_train_step.py steps --threads 2 --pairs 64 32 16 8
     python benchmarks/bench_train_step.py variants --variants base fused bucket threads1 compile --rounds 3
     python benchmarks/bench_train_step.py padding
+    python benchmarks/bench_train_step.py optimizer --rounds 5
 
 ``steps``: one forward + backward + AdamW step under bf16 autocast on synthetic pairs that fill the
 max length, per batch size (the first step is warm-up).
@@ -167,6 +168,27 @@ def padding(args: argparse.Namespace) -> None:
           f"median pair length {int(np.median(all_lengths))}")
 
 
+def optimizer(args: argparse.Namespace) -> None:
+    """AdamW step time over MiniLM's parameters: the default (foreach) vs fused, interleaved."""
+    torch.set_num_threads(args.threads)
+    params = list(CrossEncoderReranker("minilm", precision="fp32").model.parameters())
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    opts = {k: torch.optim.AdamW(params, lr=1e-5, **({"fused": True} if k == "fused" else {}))
+            for k in ("foreach", "fused")}
+    res: dict[str, list[float]] = {k: [] for k in opts}
+    for o in opts.values():
+        o.step()
+    for _ in range(args.rounds):
+        for k, o in opts.items():
+            t = time.perf_counter()
+            o.step()
+            res[k].append(time.perf_counter() - t)
+    for k, xs in res.items():
+        print(f"{k}: median {statistics.median(xs) * 1000:.0f} ms per step ({', '.join(f'{x * 1000:.0f}' for x in xs)})")
+    print(f"{sum(p.numel() for p in params)} parameters; {cpu_name()}; load {os.getloadavg()}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -179,12 +201,14 @@ def main() -> None:
     v.add_argument("--warmup", type=int, default=1, help="optimiser steps not timed (compile: use 2+)")
     v.add_argument("--steps", type=int, default=1, help="timed optimiser steps (4 micro-batches of 16 pairs each)")
     d = sub.add_parser("padding")
-    for q in (s, v, d):
+    o = sub.add_parser("optimizer")
+    o.add_argument("--rounds", type=int, default=5)
+    for q in (s, v, d, o):
         q.add_argument("--threads", type=int, default=2)
         q.add_argument("--max-length", type=int, default=192)
         q.add_argument("--collection", default="scifact")
     args = p.parse_args()
-    {"steps": steps, "variants": variants, "padding": padding}[args.cmd](args)
+    {"steps": steps, "variants": variants, "padding": padding, "optimizer": optimizer}[args.cmd](args)
 
 
 if __name__ == "__main__":
