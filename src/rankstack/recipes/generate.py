@@ -109,6 +109,7 @@ class GenerateOutcome:
     stopped_by_budget: bool
     selection_report: dict[str, Any] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
+    rejected_examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def queries_per_second(self) -> float:
@@ -243,6 +244,7 @@ def run(config: GenerateConfig, *, progress: bool | None = True, backend: Any = 
                      "selection": sel_report}
 
     rejected: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {}
     written = 0
     stopped = False
     step = config.batch_size if gen.uses_llm else max(config.batch_size, 256)
@@ -265,6 +267,10 @@ def run(config: GenerateConfig, *, progress: bool | None = True, backend: Any = 
                 for r in results:
                     if r.rejected is not None:
                         rejected[r.rejected] += 1
+                        raw = r.extra.get("raw")
+                        if raw is not None and len(examples.setdefault(r.rejected, [])) < 5:
+                            examples[r.rejected].append(f"{r.doc_id}: {raw[:200]}")
+                        log.debug("rejected (%s) for %s: %r", r.rejected, r.doc_id, raw)
                         continue
                     records.append(SyntheticQuery(qid=f"syn-{gen.prompt_id}-s{s}-{r.doc_id}", text=r.text,
                                                   doc_id=r.doc_id, generator=gen.name, prompt_id=gen.prompt_id,
@@ -284,7 +290,8 @@ def run(config: GenerateConfig, *, progress: bool | None = True, backend: Any = 
                               empty_documents=empty, selected=int(len(selected)), items=len(items),
                               already_done=len(items) - len(pending), written=written, rejected=dict(rejected),
                               seconds=time.perf_counter() - t0, generation_seconds=gen_seconds,
-                              stopped_by_budget=stopped, selection_report=sel_report, usage=usage)
+                              stopped_by_budget=stopped, selection_report=sel_report, usage=usage,
+                              rejected_examples=examples)
     import json
 
     atomic_write_text(out.with_name(out.name + ".report.json"), json.dumps(outcome.to_dict(), indent=2) + "\n",

@@ -66,14 +66,15 @@ def _garbage(text: str) -> str | None:
 
 
 def rejection_reason(query: str, passage: str, *, min_words: int = 2, max_words: int = 32,
-                     copy_words: int = 8, copy_fraction: float = 0.8) -> str | None:
+                     copy_words: int = 12, copy_fraction: float = 0.8) -> str | None:
     """Why ``query`` is unusable for ``passage`` (None when it is fine).
 
     Reasons: ``empty``, ``too short`` (< ``min_words`` words), ``too long`` (> ``max_words``), a
     garbage reason (non-text characters, mostly non-letters, repeated words) or ``copy of the passage``
-    (a contiguous run of at least ``copy_words`` words of the query appears verbatim in the passage, or
-    one of ``copy_fraction`` of its words when it has 6 or more: a short keyword phrase taken from the
-    passage is a legitimate query, a long span is not).
+    (``copy_fraction`` of a query of 6+ words is one verbatim run of the passage, or a run of
+    ``copy_words`` words is: a short keyword phrase from the passage is a legitimate query, and so is a
+    question wrapped around a title-length phrase -- "What is the experimental investigation of the
+    aerodynamics of a wing in a slipstream?" -- but a sentence lifted from the passage is not).
     """
     if not query or not query.strip():
         return "empty"

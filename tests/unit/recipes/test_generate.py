@@ -113,6 +113,7 @@ def test_garbage_answers_are_rejected_and_counted(coll, tmp_path):
     res = run(cfg(coll, tmp_path / "q.jsonl", generator="llm-instruct", max_docs=6), progress=False, backend=lm)
     assert res.rejected == {"empty": 2, "mostly non-letters": 2} and res.written == 2
     assert "rejected: empty 2, mostly non-letters 2" in res.to_text()
+    assert res.rejected_examples["mostly non-letters"][0].endswith(": %%%% 1234 5678 !!")
 
 
 def test_duqgen_selection_reports_coverage(coll, tmp_path):

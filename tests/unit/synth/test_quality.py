@@ -37,6 +37,9 @@ def test_clean_query(raw, clean):
     ("cerebral white matter in the developing", "copy of the passage"),
     ("how does cerebral white matter affect cortical development", None),
     ("cerebral white matter", None),  # a short keyword phrase from the passage is a fine query
+    ("what is the architecture of cerebral white matter in the developing human brain and why", None),
+    ("so the architecture of cerebral white matter in the developing human brain can affect cortical "
+     "development and then more words", "copy of the passage"),
 ])
 def test_rejection_reason(query, reason):
     assert rejection_reason(query, PASSAGE) == reason
