@@ -22,6 +22,9 @@ _LABEL = re.compile(r"^\s*(?:\d+[.)]\s*|[-*•]\s*)?(?:(?:search\s+)?(?:query|qu
 # "The user wants to know the answer to the question: What is X?" -> the part after the colon
 _PREAMBLE = re.compile(r"^[^:?]{0,160}\b(?:question|query|search|type|ask|asks|wants|answer)\b[^:?]{0,100}:\s*(.*)$",
                        re.IGNORECASE)
+# "The user wants to know how to ..." -> "how to ..."
+_WANTS = re.compile(r"^(?:the\s+)?(?:user|searcher|reader)\s+(?:wants|would like|needs)\s+to\s+(?:know|find out|learn)"
+                    r"(?:\s+about)?\s+", re.IGNORECASE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _QUOTES = "\"'“”‘’`«»"
 
@@ -41,6 +44,7 @@ def clean_query(raw: str) -> str:
         line = m.group(1).strip()
     if len(line) >= 2 and line[0] in _QUOTES and line[-1] in _QUOTES:
         line = line[1:-1].strip()
+    line = _WANTS.sub("", line.lstrip(_QUOTES + " "), count=1)
     if "?" in line:
         line = line[: line.index("?") + 1]
     line = line.strip(_QUOTES + " ")

@@ -21,6 +21,8 @@ PASSAGE = ("Alterations of the architecture of cerebral white matter in the deve
     ('A user might type: "cancer stem cells"', "cancer stem cells"),
     ("How do glioma cells survive? They use A20.", "How do glioma cells survive?"),
     ("Effects of ozone: a review", "Effects of ozone: a review"),
+    ('"The user wants to know how to reduce a plate to two membrane problems."',
+     "how to reduce a plate to two membrane problems."),
 ])
 def test_clean_query(raw, clean):
     assert clean_query(raw) == clean
