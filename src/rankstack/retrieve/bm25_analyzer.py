@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from rankstack.errors import MissingDependencyError
+from rankstack.errors import RankstackError
 
 __all__ = ["LUCENE_STOPWORDS", "LucenePorterStemmer", "lucene_tokenize", "make_lucene_analyzer"]
 
@@ -44,8 +44,9 @@ _POSSESSIVE_MARKS = ("'", "\u2019", "\uff07")
 def _patterns():
     try:
         import regex
-    except ImportError:  # a dependency of transformers and most NLP stacks; listed by rankstack
-        raise MissingDependencyError("regex", "all", "the Lucene analyzer of bm25") from None
+    except ImportError:  # a dependency of rankstack itself (and of transformers): a broken install
+        raise RankstackError("bm25's Lucene analyzer needs the 'regex' package, which is missing: "
+                             "pip install regex (or tokenizer='regex')") from None
     # a word segment (UAX #29 boundaries on both sides) that starts with a letter, digit, ideograph or
     # pictograph: Lucene's ALPHANUM/NUM/IDEOGRAPHIC/.../EMOJI token types; punctuation and spaces are
     # segments too, and are skipped
