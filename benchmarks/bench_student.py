@@ -57,7 +57,7 @@ def cmd_effectiveness(args: argparse.Namespace) -> None:
     res = {k: evaluate(r, qrels, measures).mean["nDCG@10"] for k, r in runs.items()}
     teacher = Path(args.models[0]).name
     table = {}
-    for kind in ("alone", "interp"):
+    for kind in ("alone", "interp") if len(args.models) > 1 else ():
         cmp = compare({k: v for k, v in runs.items() if k.endswith(kind)}, qrels, measures,
                       baseline=f"{teacher} {kind}")
         table[kind] = cmp
