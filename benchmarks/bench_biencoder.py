@@ -62,7 +62,7 @@ def main() -> None:
 
     models = dict(m.split("=", 1) for m in args.model)
     models.update({qe.split("=", 1)[0]: "qe:" + qe.split("=", 1)[0] for qe in args.query_encoder})
-    pipelines = {"bm25": "bm25", "minilm": "dense(encoder='minilm')", **models}
+    pipelines = {"bm25": "bm25(k1=0.9, b=0.4)", "minilm": "dense(encoder='minilm')", **models}
     report = {"cpu": cpu_name(), "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
               "collections": {}}
     print(f"CPU: {report['cpu']}; {report['uptime']}")
@@ -93,8 +93,16 @@ def main() -> None:
         comp = compare(runs, qrels, ["nDCG@10", "AP", "R@100"], baseline="bm25")
         print(f"\n== {cname} ({args.split}, {len(queries)} queries)")
         print(comp.to_text())
+        alone = {n: r for n, r in runs.items() if n not in ("bm25",) and not n.startswith(("rrf(", "z("))}
+        vs_minilm = compare(alone, qrels, ["nDCG@10", "AP", "R@100"], baseline="minilm")
+        print(f"\n== {cname}: trained retrievers vs the untrained MiniLM")
+        print(vs_minilm.to_text())
+        fused = {n: r for n, r in runs.items() if n.startswith("z(")}
+        if len(fused) > 1:
+            print(f"\n== {cname}: z-score hybrids vs today's (BM25 + untrained MiniLM)")
+            print(compare(fused, qrels, ["nDCG@10", "AP", "R@100"], baseline="z(bm25,minilm)").to_text())
         print("seconds (encoding included on a cache miss):", seconds)
-        report["collections"][cname] = {"comparison": comp.to_dict() if hasattr(comp, "to_dict") else comp.to_text(),
+        report["collections"][cname] = {"comparison": comp.to_dict(), "vs_minilm": vs_minilm.to_dict(),
                                         "seconds": seconds, "pipelines": pipelines}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
