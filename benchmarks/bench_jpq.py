@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--encoder-lr", type=float, default=5e-6)
     ap.add_argument("--encoder-minutes", type=float, default=10.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--kinds", nargs="+", default=["pq", "opq", "ivfpq"], help="FAISS baselines (opq always: JPQ starts there)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -73,10 +74,11 @@ def main() -> None:
           f"some train query", flush=True)
     for m in args.m:
         for seed in args.seeds:
-            for kind in ("pq", "opq", "ivfpq"):
+            built = {}
+            for kind in ["opq"] + [k for k in args.kinds if k != "opq"]:
                 t0 = time.perf_counter()
-                idx = DenseIndex.build(vecs, docids, enc.encoder_id, index=kind, m=m, nbits=8, seed=seed,
-                                       threads=args.threads)
+                idx = built[kind] = DenseIndex.build(vecs, docids, enc.encoder_id, index=kind, m=m, nbits=8,
+                                                     seed=seed, threads=args.threads)
                 rows.append({"method": kind, "m": m, "seed": seed, "bytes": m, "ndcg": ndcg(idx, tq, tvec, test_qrels),
                              "build_s": time.perf_counter() - t0, **({"nlist": idx.params["nlist"],
                                                                       "nprobe": idx.params["nprobe"]}
@@ -84,8 +86,10 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
             variants = [("jpq", False)] + ([("jpq+qenc", True)] if args.train_encoder else [])
             for name, train_enc in variants:
-                idx = DenseIndex.build(vecs, docids, enc.encoder_id, index="opq", m=m, nbits=8, seed=seed,
-                                       threads=args.threads)
+                import faiss  # JPQ starts from (a copy of) the OPQ index measured above
+
+                opq = built["opq"]
+                idx = DenseIndex(faiss.clone_index(opq.index), opq.docids, opq.encoder_id, opq.params)
                 tr, va = split_queries(list(train_q.qids), args.validation, seed=seed)
                 qenc = load_encoder("minilm", precision="fp32", threads=args.threads).model if train_enc else None
                 fit = train_jpq(idx, train_q, train_qrels, train_qids=tr, val_qids=va,

@@ -118,7 +118,9 @@ def _new_index(p: dict[str, Any], dim: int) -> Any:
         inner.pq.cp.seed = seed
         inner.do_polysemous_training = False
     if p["type"] == "ivfpq":
-        faiss.downcast_index(faiss.extract_index_ivf(idx)).pq.cp.seed = seed
+        ivfpq = faiss.downcast_index(faiss.extract_index_ivf(idx))
+        ivfpq.pq.cp.seed = seed
+        ivfpq.do_polysemous_training = False
     return idx
 
 
