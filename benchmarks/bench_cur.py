@@ -234,6 +234,33 @@ def exact_run(rows: dict[str, np.ndarray], tests: Queries, docids: list[str], am
 def cmd_search(args) -> None:
     coll = Collection("scifact")
     meta, docids, a_rows, t_rows = load_matrix(args, coll, find_matrix(args, coll))
+    tables(args, coll, meta, docids, a_rows, t_rows)
+
+
+def cmd_proxy(args) -> None:
+    """The same tables with the MiniLM *bi-encoder* dot product standing in for the CE (NOT a cross-encoder:
+    exactly rank 384): free to compute on the whole corpus for every query (cached document embeddings)."""
+    from rankstack.encode.base import cached_encode, load_encoder
+
+    coll = Collection("scifact")
+    docs = list(coll.corpus())
+    docids = [d.docid for d in docs]
+    enc = load_encoder("minilm", precision="auto", threads=1)
+    dvec = cached_encode(enc, [d.contents for d in docs], docids, CACHE)
+    anchors, tests = _rows(args, coll)
+    anchors, tests = anchors.subset(anchors.qids[: args.anchors]), tests.subset(tests.qids[: args.tests])
+    avec = enc.encode(list(anchors.texts))
+    tvec = enc.encode(list(tests.texts))
+    a_rows = [(q, t, (dvec @ v).astype(np.float32)) for q, t, v in zip(anchors.qids, anchors.texts, avec)]
+    t_rows = [(q, t, (dvec @ v).astype(np.float32)) for q, t, v in zip(tests.qids, tests.texts, tvec)]
+    run = bm25_run(coll, tests, 100)
+    meta = {"model": "MiniLM bi-encoder dot product (proxy, not a cross-encoder)", "model_id": "proxy-dense",
+            "precision": enc.precision, "max_length": "st default", "universe": "corpus",
+            "bm25_top100": {q: [str(x) for x in d] for q, d, _ in run.groups()}}
+    tables(args, coll, meta, docids, a_rows, t_rows)
+
+
+def tables(args, coll, meta, docids, a_rows, t_rows) -> None:
     print(f"matrix: model {meta['model']} ({meta['precision']}, max_length {meta['max_length']}); "
           f"{len(a_rows)} anchor queries (train) x {len(docids)} items ({meta['universe']}), "
           f"{len(t_rows)} test queries")
@@ -325,7 +352,7 @@ def cmd_e2e(args) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cmd", choices=("speed", "matrix", "search", "e2e"))
+    p.add_argument("cmd", choices=("speed", "matrix", "search", "e2e", "proxy"))
     p.add_argument("--model", default=default_model())
     p.add_argument("--precision", default="bf16-weights")
     p.add_argument("--batch-size", type=int, default=16)
@@ -346,7 +373,7 @@ def main(argv=None) -> None:
     p.add_argument("--rcond", type=float, default=None, help="search: least-squares cut-off (numpy lstsq rcond)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
-    {"speed": cmd_speed, "matrix": cmd_matrix, "search": cmd_search, "e2e": cmd_e2e}[args.cmd](args)
+    {"speed": cmd_speed, "matrix": cmd_matrix, "search": cmd_search, "e2e": cmd_e2e, "proxy": cmd_proxy}[args.cmd](args)
 
 
 if __name__ == "__main__":
