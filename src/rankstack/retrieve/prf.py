@@ -50,7 +50,7 @@ from rankstack.data.beir import Collection, Document
 from rankstack.errors import InputError
 from rankstack.pipeline.stage import Stage, StageInput
 from rankstack.registry import Context, register
-from rankstack.retrieve.bm25 import FIELDS, TOKEN_PATTERN, BM25Retriever
+from rankstack.retrieve.bm25 import FIELDS, LUCENE_PORTER, TOKEN_PATTERN, BM25Retriever
 from rankstack.types import Queries, Run, WeightedQueries
 
 __all__ = ["TermCounts", "QueryExpansion", "RM3", "Bo1", "rm3_weights", "bo1_weights"]
@@ -279,9 +279,11 @@ class Bo1(QueryExpansion):
         return bo1_weights(query_tokens, feedback, self.counts, self.fb_terms, self.min_docs)
 
 
-def _analyzer(name: str, stopwords: Any, stemmer: Any, fields: Any, token_pattern: Any) -> BM25Retriever:
+def _analyzer(name: str, stopwords: Any, stemmer: Any, fields: Any, token_pattern: Any,
+              tokenizer: Any) -> BM25Retriever:
     try:
-        analyzer = BM25Retriever(stopwords=stopwords, stemmer=stemmer, fields=fields, token_pattern=token_pattern)
+        analyzer = BM25Retriever(stopwords=stopwords, stemmer=stemmer, fields=fields, token_pattern=token_pattern,
+                                 tokenizer=tokenizer)
         analyzer.tokenize(["check"])  # an unknown stemmer fails now, not at the first query
         return analyzer
     except InputError as exc:  # the analyzer's checks are bm25's; name the stage the user wrote
@@ -296,18 +298,18 @@ def _collection(name: str, context: Context | None) -> Collection:
 
 @register("rm3", kind="stage")
 def build_rm3(context: Context | None = None, fb_docs: int = 10, fb_terms: int = 10, orig_weight: float = 0.5,
-              max_df: float = 0.1, stopwords: str | list[str] | None = "en", stemmer: str | None = "english",
-              fields: Sequence[str] = FIELDS, token_pattern: str = TOKEN_PATTERN) -> RM3:
+              max_df: float = 0.1, stopwords: str | list[str] | None = "lucene", stemmer: str | None = LUCENE_PORTER,
+              fields: Sequence[str] = FIELDS, token_pattern: str = TOKEN_PATTERN, tokenizer: str = "lucene") -> RM3:
     """RM3 expansion over the context's collection; analyzer arguments must match the BM25 after it."""
-    analyzer = _analyzer("rm3", stopwords, stemmer, fields, token_pattern)
+    analyzer = _analyzer("rm3", stopwords, stemmer, fields, token_pattern, tokenizer)
     return RM3(analyzer, _collection("rm3", context), fb_docs=fb_docs, fb_terms=fb_terms,
                orig_weight=orig_weight, max_df=max_df)
 
 
 @register("bo1", kind="stage")
 def build_bo1(context: Context | None = None, fb_docs: int = 3, fb_terms: int = 10, min_docs: int = 2,
-              stopwords: str | list[str] | None = "en", stemmer: str | None = "english",
-              fields: Sequence[str] = FIELDS, token_pattern: str = TOKEN_PATTERN) -> Bo1:
+              stopwords: str | list[str] | None = "lucene", stemmer: str | None = LUCENE_PORTER,
+              fields: Sequence[str] = FIELDS, token_pattern: str = TOKEN_PATTERN, tokenizer: str = "lucene") -> Bo1:
     """Bo1 expansion over the context's collection; analyzer arguments must match the BM25 after it."""
-    analyzer = _analyzer("bo1", stopwords, stemmer, fields, token_pattern)
+    analyzer = _analyzer("bo1", stopwords, stemmer, fields, token_pattern, tokenizer)
     return Bo1(analyzer, _collection("bo1", context), fb_docs=fb_docs, fb_terms=fb_terms, min_docs=min_docs)
