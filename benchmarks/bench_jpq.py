@@ -28,8 +28,17 @@ from rankstack.retrieve.dense_index import DenseIndex
 from rankstack.retrieve.jpq_train import encode_queries, search_run, train_jpq
 
 
+DISJOINT: list[str] = []  # test queries none of whose relevant documents is relevant to a training query
+
+
 def ndcg(index: DenseIndex, qids, qvecs, qrels) -> float:
     return float(evaluate(search_run(index, qids, qvecs, 100), qrels, ["nDCG@10"]).mean["nDCG@10"])
+
+
+def ndcg_disjoint(index: DenseIndex, qids, qvecs, qrels) -> float:
+    pos = {q: i for i, q in enumerate(qids)}
+    sub = [q for q in qids if q in set(DISJOINT)]
+    return ndcg(index, sub, qvecs[[pos[q] for q in sub]], qrels.restrict(sub))
 
 
 def main() -> None:
@@ -51,6 +60,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--kinds", nargs="+", default=["pq", "opq", "ivfpq"], help="FAISS baselines (opq always: JPQ starts there)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--start", default="opq", choices=("opq", "pq"), help="the index JPQ starts from")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -69,17 +79,23 @@ def main() -> None:
     train_pos = {d for q, ds in train_qrels.to_dict().items() for d, g in ds.items() if g > 0}
     test_pairs = [(q, d) for q, ds in test_qrels.to_dict().items() for d, g in ds.items() if g > 0]
     overlap = sum(d in train_pos for _, d in test_pairs) / max(len(test_pairs), 1)
-    rows = [{"method": "flat", "bytes": 4 * vecs.shape[1], "ndcg": flat}]
+    DISJOINT.extend(q for q, ds in test_qrels.to_dict().items()
+                    if q in set(tq) and not any(g > 0 and d in train_pos for d, g in ds.items()))
+    flat_idx = DenseIndex.build(vecs, docids, enc.encoder_id, index="flat")
+    rows = [{"method": "flat", "bytes": 4 * vecs.shape[1], "ndcg": flat,
+             "ndcg_disjoint": ndcg_disjoint(flat_idx, tq, tvec, test_qrels), "n_disjoint": len(DISJOINT)}]
+    print(json.dumps(rows[-1]), flush=True)
     print(f"flat nDCG@10 {flat:.4f}; {overlap:.1%} of test (query, relevant doc) pairs have a doc relevant to "
           f"some train query", flush=True)
     for m in args.m:
         for seed in args.seeds:
             built = {}
-            for kind in ["opq"] + [k for k in args.kinds if k != "opq"]:
+            for kind in [args.start] + [k for k in args.kinds if k != args.start]:
                 t0 = time.perf_counter()
                 idx = built[kind] = DenseIndex.build(vecs, docids, enc.encoder_id, index=kind, m=m, nbits=8,
                                                      seed=seed, threads=args.threads)
                 rows.append({"method": kind, "m": m, "seed": seed, "bytes": m, "ndcg": ndcg(idx, tq, tvec, test_qrels),
+                             "ndcg_disjoint": ndcg_disjoint(idx, tq, tvec, test_qrels),
                              "build_s": time.perf_counter() - t0, **({"nlist": idx.params["nlist"],
                                                                       "nprobe": idx.params["nprobe"]}
                                                                      if kind == "ivfpq" else {})})
@@ -88,7 +104,7 @@ def main() -> None:
             for name, train_enc in variants:
                 import faiss  # JPQ starts from (a copy of) the OPQ index measured above
 
-                opq = built["opq"]
+                opq = built[args.start]
                 idx = DenseIndex(faiss.clone_index(opq.index), opq.docids, opq.encoder_id, opq.params)
                 tr, va = split_queries(list(train_q.qids), args.validation, seed=seed)
                 qenc = load_encoder("minilm", precision="fp32", threads=args.threads).model if train_enc else None
@@ -98,7 +114,8 @@ def main() -> None:
                                 encoder_lr=args.encoder_lr, patience=args.patience, seed=seed, threads=args.threads,
                                 time_budget=60 * args.encoder_minutes if train_enc else None, progress=False)
                 qv = encode_queries(fit.module, list(test_q.texts)) if train_enc else tvec
-                rows.append({"method": name, "m": m, "seed": seed, "bytes": m, "ndcg": ndcg(idx, tq, qv, test_qrels),
+                rows.append({"method": f"{name} from {args.start}", "m": m, "seed": seed, "bytes": m,
+                             "ndcg": ndcg(idx, tq, qv, test_qrels), "ndcg_disjoint": ndcg_disjoint(idx, tq, qv, test_qrels),
                              "train_s": fit.seconds, "steps": fit.steps, "val_start": fit.initial_validation,
                              "val_best": fit.best_validation, "kept_initial": fit.kept_initial,
                              "loss": args.loss, "lr": args.lr, "scale": args.scale})
