@@ -231,9 +231,9 @@ def cmd_validation(args) -> None:
 def cmd_cost(args) -> None:
     """nDCG@10 cost of the fast paths: BM25 top `depth` of every scifact test query reranked (alone)
     in fp32, bf16 autocast and bf16 weights (pair scores cached per precision); paired tests vs fp32."""
-    coll = Collection("scifact")
+    coll = Collection(args.collection)
     qrels = coll.qrels("test")
-    bm25 = first_stage("scifact", "test", "bm25", 100, args.out).renamed("bm25")
+    bm25 = first_stage(args.collection, "test", "bm25", 100, args.out).renamed("bm25")
     if args.queries:  # a seeded subset of the test queries (the machine was too loaded for all 300)
         rng = np.random.default_rng(0)
         bm25 = bm25.restrict(rng.permutation(sorted(bm25.query_ids))[: args.queries].tolist())
@@ -248,7 +248,7 @@ def cmd_cost(args) -> None:
         runs[f"bm25>>ce {precision}"] = derived["alone"]
         stats[precision] = st
     cmp = compare(runs, qrels, ["nDCG@10"], baseline="bm25>>ce fp32")
-    print(f"{len(bm25.query_ids)} scifact test queries, BM25 top {args.depth} reranked (CE alone)")
+    print(f"{len(bm25.query_ids)} {args.collection} test queries, BM25 top {args.depth} reranked (CE alone)")
     print(cmp.to_text())
     from scipy.stats import spearmanr
 
@@ -256,13 +256,14 @@ def cmd_cost(args) -> None:
         return dict(zip(zip(r.qids.tolist(), r.docids.tolist()), r.scores.tolist()))
 
     ref = pair_scores(runs["bm25>>ce fp32"])
-    keys = sorted(ref)
+    top = bm25.top_k(args.depth)  # only the reranked pairs (the tail keeps first-stage ranks in every run)
+    keys = list(zip(top.qids.tolist(), top.docids.tolist()))
     for name, r in runs.items():
         mine = pair_scores(r)
         a, b = np.array([mine[k] for k in keys]), np.array([ref[k] for k in keys])
         print(f"{name}: over {len(keys)} pairs, Pearson {np.corrcoef(a, b)[0, 1]:.5f}, "
               f"Spearman {spearmanr(a, b)[0]:.5f} with fp32; pairs/s {stats[name.split()[-1]].get('pairs_per_s', 0):.1f}")
-    (args.out / f"cost-{args.depth}.json").write_text(json.dumps({"stats": stats, "comparison": cmp.to_dict()},
+    (args.out / f"cost-{args.collection}-{args.depth}.json").write_text(json.dumps({"stats": stats, "comparison": cmp.to_dict()},
                                                                  indent=1, default=str))
 
 
@@ -366,6 +367,7 @@ def main(argv=None) -> int:
                            help="inference paths whose nDCG@10 is compared with fp32's")
             s.add_argument("--queries", type=int, default=0, help="seeded subset of test queries (0: all 300)")
             s.add_argument("--score-only", default=None, help="only fill this path's pair-score cache")
+            s.add_argument("--collection", default="scifact")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("bm25s", "sentence_transformers", "transformers", "faiss"):
