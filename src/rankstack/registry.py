@@ -50,6 +50,7 @@ COMPONENT_MODULES: list[str] = [
     "rankstack.rerank.llm",
     "rankstack.rerank.late_interaction",
     "rankstack.rerank.lora",
+    "rankstack.rerank.cur",
     "rankstack.ltr.gbdt",
     "rankstack.ltr.neural",
     "rankstack.ltr.features",
