@@ -22,6 +22,12 @@ Recipes sit above every library package and below ``cli``/``service`` only.
 | ``robust`` | RobustConfig, AugmentConfig | run (shift/perturb/attack/certify), load_config, run_augment |
 | ``serve`` | ServeConfig | load (build + warm up the served pipeline) |
 | ``scale`` | SynthCorpusConfig | run (write a synthetic BEIR collection) |
+| ``generate`` | GenerateConfig | run (synthetic queries for a corpus, resumable JSONL) |
+| ``adapt`` | AdaptConfig | run (label-free adaptation: generate, filter, train a reranker) |
+| ``student`` | StudentConfig | run (distil a cross-encoder into a 2-4 layer student) |
+| ``cur`` | CURIndexConfig | run (the anchor-query x item matrix of ANNCUR/ADACUR) |
+| ``biencoder`` | BiEncoderTrainConfig | run (train a bi-encoder: InfoNCE, distillation, ADORE, AR2) |
+| ``jpq`` | JPQTrainConfig | run (train a JPQ compressed dense index) |
 """
 
 from __future__ import annotations
@@ -48,6 +54,12 @@ _LAZY = {
     "AugmentConfig": "rankstack.recipes.robust",
     "ServeConfig": "rankstack.recipes.serve",
     "SynthCorpusConfig": "rankstack.recipes.scale",
+    "GenerateConfig": "rankstack.recipes.generate",
+    "AdaptConfig": "rankstack.recipes.adapt",
+    "StudentConfig": "rankstack.recipes.student",
+    "CURIndexConfig": "rankstack.recipes.cur",
+    "BiEncoderTrainConfig": "rankstack.recipes.biencoder",
+    "JPQTrainConfig": "rankstack.recipes.jpq",
 }
 
 __all__ = list(_LAZY)
