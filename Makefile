@@ -36,12 +36,39 @@ demo-bm25: $(STAMP)
 test: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) -m pytest -q -p no:cacheprovider
 
+# A trained cross-encoder (README: rankstack train reranker ... --out .cache/models/ce-scifact-v2).
+CE_MODEL ?= .cache/models/ce-scifact-v2
+
 bench-bm25: $(STAMP)
-	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_bm25.py --repeats 5
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_bm25.py --repeats 7 --threads 1
+
+# Fast on any CPU (issue 14): inference paths (benchmarks/inference.md), training-step variants
+# (training.md), students (student.md), CUR/ADACUR (cur.md). The CE-based ones need CE_MODEL.
+bench-inference: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_rerank.py speed --model minilm --queries 10 --depth 10 --rounds 3 \
+	    --threads 1 --paths fp32 bf16-weights torch-int8 onnx-fp32 onnx-int8
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_encode.py --collection scifact --timing-docs 48 --rounds 3 --threads 1 \
+	    --quality-docs 600 --backends torch-fp32,torch-bf16,torch-int8,onnx-int8
+bench-inference-cost: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_rerank.py cost --model $(CE_MODEL) --depth 100 --paths bf16-weights onnx-int8
+bench-train: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_train_step.py variants --variants base noattndrop noattndrop+fused --rounds 3
+bench-student: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_student.py speed --teacher $(CE_MODEL) --students $(CE_MODEL)-l2
+bench-cur: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_cur.py proxy --anchors 50 --tests 300
+
+# Trained dense retrievers (issue 15): JPQ compression table (benchmarks/jpq.md), PG-Rank on MQ2008
+# (pgrank.md), bi-encoders (biencoder.md).
+bench-jpq: $(STAMP)
+	OMP_NUM_THREADS=1 RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_jpq.py --m 48 16 --out out/jpq_results.jsonl
+bench-pgrank: $(STAMP)
+	mkdir -p out
+	$(VENV)/bin/rankstack ltr cv --folds $(DATA)/letor/MQ2008 --model "mlp(loss=pgrank)" "mlp(loss=listnet)" lambdamart \
+	    --json out/pgrank.json
 
 # The service under load (locust, loopback only) and its contract (schemathesis); needs a trained
 # cross-encoder at CE_MODEL. Results: benchmarks/load.md.
-CE_MODEL ?= .cache/models/ce-scifact-v2
 bench-load: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_load.py --collection scifact --model $(CE_MODEL) --users 32 \
 	    --time 60 --overload-users 128 --overload-time 60 --queue 32 --scenarios bm25,ce,overload --json out/load.json
