@@ -80,6 +80,9 @@ class SentenceTransformerEncoder(Encoder):
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
             raise InputError("not a sentence-transformers/transformers model folder (no modules.json or "
                              "config.json)", path=path, fix="point to the folder holding config.json")
+        from rankstack.encode.biencoder_model import verify_biencoder_folder
+
+        verify_biencoder_folder(path)  # a saved rankstack bi-encoder: its manifest checksums must hold
         st = require("sentence_transformers", "dense", "sentence-transformers encoders")
         try:
             with hf_offline(), torch_threads(self.threads):
