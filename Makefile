@@ -62,6 +62,15 @@ bench-cur: $(STAMP)
 # (pgrank.md), bi-encoders (biencoder.md).
 bench-jpq: $(STAMP)
 	OMP_NUM_THREADS=1 RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_jpq.py --m 48 16 --out out/jpq_results.jsonl
+bench-biencoder: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_biencoder.py --collection scifact \
+	    --model adore="dense(index='.cache/models/bi-adore2/index')" --fuse adore
+
+# Label-free adaptation (issue 13): generation throughput (benchmarks/synth.md), adapt (adapt.md).
+bench-synth: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_synth.py --docs 48 --llm-docs 8 --repeats 2 --json out/synth_results.json
+bench-adapt: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection cranfield --generators ict --k 30
 bench-pgrank: $(STAMP)
 	mkdir -p out
 	$(VENV)/bin/rankstack ltr cv --folds $(DATA)/letor/MQ2008 --model "mlp(loss=pgrank)" "mlp(loss=listnet)" lambdamart \
