@@ -11,7 +11,7 @@ from rankstack.errors import InputError, MissingDependencyError, RankstackError,
 from rankstack.registry import Context, build, register
 from rankstack.types import Qrels, Queries, Run
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "Collection": "rankstack.data.beir",
