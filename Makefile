@@ -69,6 +69,7 @@ bench-biencoder: $(STAMP)
 # Label-free adaptation (issue 13): generation throughput (benchmarks/synth.md), adapt (adapt.md).
 bench-synth: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_synth.py --docs 48 --llm-docs 8 --repeats 2 --json out/synth_results.json
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_synth.py --coverage cranfield cisi scifact --docs 400 --repeats 5
 bench-adapt: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection cranfield --generators ict --k 30
 bench-pgrank: $(STAMP)
