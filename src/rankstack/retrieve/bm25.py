@@ -62,7 +62,8 @@ class BM25Retriever(Stage):
     and possessive filter, as Pyserini); ``stemmer`` is a Snowball algorithm name for PyStemmer
     ("english", "porter", ...), "lucene-porter" (Lucene's PorterStemFilter) or None; ``stopwords`` is
     "en" (bm25s's English list), "lucene" (Lucene's 33 English stopwords), None, or a list of words;
-    ``norms`` is "exact" or "lucene" (Lucene's one-byte document lengths). The defaults are Anserini's
+    ``norms`` is "exact" or "lucene" (Lucene's one-byte document lengths; the default for
+    ``method="lucene"``, "exact" for the other variants). The defaults are Anserini's
     BEIR configuration (Pyserini's figures to 0.001 on the shared collections); the former defaults are
     ``tokenizer="regex", stopwords="en", stemmer="english", norms="exact"``.
     """
@@ -70,8 +71,9 @@ class BM25Retriever(Stage):
     def __init__(self, k1: float = 0.9, b: float = 0.4, method: str = "lucene",
                  stopwords: str | list[str] | None = "lucene", stemmer: str | None = LUCENE_PORTER,
                  fields: Sequence[str] = FIELDS, k: int = 1000, threads: int = 0,
-                 token_pattern: str = TOKEN_PATTERN, tokenizer: str = "lucene", norms: str = "lucene") -> None:
+                 token_pattern: str = TOKEN_PATTERN, tokenizer: str = "lucene", norms: str | None = None) -> None:
         check_params(k1, b, method, fields)
+        norms = ("lucene" if method == "lucene" else "exact") if norms is None else norms  # one-byte: Lucene's only
         check_text_params(stopwords, stemmer, token_pattern, tokenizer, norms, method)
         for name, value, low in (("k", k, 1), ("threads", threads, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

@@ -40,8 +40,11 @@ def ndcg(scores: np.ndarray, labels: np.ndarray, k: int | None = None) -> float:
 
 
 # ---------------------------------------------------------------- API
+STOCHASTIC = ["pgrank"]  # sampled rankings: its own tests in test_pgrank.py, not the deterministic checks here
+
+
 def test_every_loss_is_registered():
-    assert sorted(losses.available_losses()) == sorted(ALL)
+    assert sorted(losses.available_losses()) == sorted(ALL + STOCHASTIC)
 
 
 def test_import_rankstack_and_losses_does_not_import_torch():

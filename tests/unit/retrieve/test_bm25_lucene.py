@@ -137,7 +137,7 @@ def test_mixing_analyzers_fails_loudly(tmp_path, tiny_collection):
 @pytest.mark.parametrize("args, message", [
     ({"tokenizer": "whitespace"}, "tokenizer must be one of regex, lucene"),
     ({"norms": "none"}, "norms must be one of exact, lucene"),
-    ({"method": "atire"}, "norms='lucene' is Lucene's BM25"),
+    ({"method": "atire", "norms": "lucene"}, "norms='lucene' is Lucene's BM25"),
     ({"token_pattern": r"\w+"}, "token_pattern applies to tokenizer='regex' only"),
     ({"stopwords": "fr"}, "with tokenizer='lucene', stopwords must be"),
 ])
@@ -150,3 +150,9 @@ def test_regex_tokenizer_accepts_lucene_stopwords_and_stemmer():
     r = BM25Retriever(tokenizer="regex", stopwords="lucene", stemmer="lucene-porter", norms="exact")
     assert r.tokenize(["Such analogies are possibly in it"]) == [["analog", "possibl"]]
     assert np.array_equal(r.index(_docs()).score_all(["cat"]) > 0, [True, True, False, False])
+
+
+def test_other_bm25_variants_default_to_exact_norms():
+    """One-byte norms belong to Lucene's formula: bm25+/atire take exact lengths unless told otherwise."""
+    assert BM25Retriever(method="bm25+").params["norms"] == "exact"
+    assert BM25Retriever().params["norms"] == "lucene"
