@@ -126,6 +126,9 @@ def run(config: JPQTrainConfig, *, progress: bool | None = True) -> JPQTrainOutc
     train_q, val_q = split_queries(list(queries.qids), cfg.validation, seed=cfg.seed)
     with torch_threads(cfg.threads):
         enc = load_encoder(cfg.encoder, precision=cfg.precision, threads=cfg.threads)
+        if enc.dim % cfg.m:  # refuse before minutes of corpus encoding, not after
+            raise InputError(f"JPQ: --m {cfg.m} does not divide the encoder's dimension {enc.dim}",
+                             fix=f"choose m among {[d for d in range(1, enc.dim + 1) if enc.dim % d == 0]}")
         docs = list(collection.corpus())
         if not docs:
             raise InputError("JPQ: the collection has no documents", path=collection.corpus_path)
