@@ -71,12 +71,16 @@ def tables(payloads: list[dict]) -> str:
     cert = [s for p in payloads for s in p.get("certify", {}).get("summary", [])]
     if cert:
         out += ["## Certified top 10 (randomized smoothing)", "",
-                "| collection | N | candidates | smoothing | nDCG@10 raw | smoothed | cost | certified r=1/2/3 (95% Hoeffding) | "
-                "r=1/2/3 (point estimate) |", "|---|---|---|---|---|---|---|---|---|"]
+                "| collection | N | candidates | smoothing | nDCG@10 raw | smoothed | cost | certified r=1/2/3 (confidence "
+                "bound, simultaneous per query) | r=1/2/3 (point estimate) |", "|---|---|---|---|---|---|---|---|---|"]
         for s in cert:
             sm = s["smoothing"]
-            out.append(f"| {s['collection']} | {s['queries']} | {s['depth']} | {sm['mode']} rate {sm['rate']}, "
-                       f"{sm['samples']} samples (eps {sm['hoeffding_eps']:.2f}) | {s['ndcg_raw']:.4f} | "
+            # reports before the union bound / Bernstein change: per-document Hoeffding at alpha, [MASK]s scored
+            bound = sm.get("bound", "hoeffding (per document)")
+            eps = sm["hoeffding_eps"] if sm.get("eps_mean") is None else sm["eps_mean"]
+            drop = ", [MASK]s dropped" if sm.get("drop_masked") else ""
+            out.append(f"| {s['collection']} | {s['queries']} | {s['depth']} | {sm['mode']} rate {sm['rate']}{drop}, "
+                       f"{sm['samples']} samples, {1 - sm['alpha']:.0%} {bound} (mean eps {eps:.2f}) | {s['ndcg_raw']:.4f} | "
                        f"{s['ndcg_smoothed']:.4f} | {s['ndcg_cost']:+.4f} | "
                        + "/".join(f"{s['certified_share'][r]:.2f}" for r in ("1", "2", "3")) + " | "
                        + "/".join(f"{s['certified_share_point'][r]:.2f}" for r in ("1", "2", "3")) + " |")

@@ -68,6 +68,13 @@ class RobustConfig:
     smoothing_rate: float = option(0.3, help="CertDR: probability a word is resampled")
     smoothing_mode: str = option("mask", choices=["mask", "synonym"], help="replacement: [MASK] or a neighbour")
     smoothing_samples: int = option(16, help="Monte-Carlo samples per document")
+    smoothing_drop_masked: bool = option(True, help="mask mode: score the smoothed document without its [MASK] "
+                                                    "tokens (valid, ~1/(1-rate) cheaper)")
+    smoothing_bound: str = option("best", choices=["hoeffding", "bernstein", "best"],
+                                  help="Monte-Carlo confidence bound (best: per document the smaller of "
+                                       "Hoeffding and empirical Bernstein, each at alpha/2)")
+    smoothing_alpha: float = option(0.05, help="the bounds of one query's candidates hold together with "
+                                               "probability 1 - alpha (union bound)")
     certify_queries: int = option(15, help="queries certified (first N judged by id)")
     certify_depth: int = option(20, help="candidates (BM25 -> reranker) smoothed per query")
     radii: list[int] = option([1, 2, 3], help="radii (word substitutions) reported")
@@ -103,6 +110,13 @@ class RobustConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise InputError(f"{name} must be >= 1, got {v}")
+        from rankstack.robust.bounds import BOUNDS
+
+        if self.smoothing_bound not in BOUNDS:
+            raise InputError(f"unknown smoothing_bound {self.smoothing_bound!r}",
+                             fix="choose hoeffding, bernstein or best")
+        if not 0 < self.smoothing_alpha < 1:
+            raise InputError(f"smoothing_alpha must be in (0, 1), got {self.smoothing_alpha}")
         if len(self.target_ranks) != 2 or not 11 <= self.target_ranks[0] <= self.target_ranks[1]:
             raise InputError(f"target_ranks must be [low, high] with 11 <= low <= high, got {self.target_ranks}")
 
@@ -193,7 +207,8 @@ class _Env:
 def _smoothing(cfg: RobustConfig):
     from rankstack.robust.certify import Smoothing
 
-    return Smoothing(rate=cfg.smoothing_rate, mode=cfg.smoothing_mode, samples=cfg.smoothing_samples)
+    return Smoothing(rate=cfg.smoothing_rate, mode=cfg.smoothing_mode, samples=cfg.smoothing_samples,
+                     alpha=cfg.smoothing_alpha, bound=cfg.smoothing_bound, drop_masked=cfg.smoothing_drop_masked)
 
 
 def _synonyms():
@@ -294,7 +309,8 @@ def run_attack(cfg: RobustConfig, progress: bool = True) -> dict[str, Any]:
                                 defended, cfg.seed, ranks=(cfg.target_ranks[0], cfg.target_ranks[1]),
                                 collection=cname, progress=progress)
     return {"summary": summarise_attacks(rows), "surrogates": surrogates, "rows": rows,
-            "synonyms": syn.describe(), "fluency": "unigram perplexity proxy fitted on the collection"}
+            "synonyms": syn.describe(), "fluency": "unigram perplexity proxy fitted on the collection",
+            "smoothing": _smoothing(cfg).describe() if "smoothing" in cfg.defences else None}
 
 
 def run_certify(cfg: RobustConfig, progress: bool = True) -> dict[str, Any]:
@@ -332,8 +348,11 @@ class RobustOutcome:
             lines.append(f"attack {r['collection']} {r['victim']:<20} {r['method']:<10} budget {r['budget']:.2f} "
                          f"success {r['success_rate']:.2f} gain {r['mean_rank_gain']} size {r['mean_size']:.3f}")
         for s in self.payload.get("certify", {}).get("summary", []):
+            sm = s.get("smoothing", {})
             lines.append(f"certify {s['collection']} nDCG raw {s['ndcg_raw']:.4f} smoothed {s['ndcg_smoothed']:.4f} "
-                         f"certified {s['certified_share']} point {s['certified_share_point']}")
+                         f"certified {s['certified_share']} point {s['certified_share_point']} "
+                         f"({sm.get('bound', 'hoeffding')} alpha {sm.get('alpha')}, {sm.get('samples')} samples, "
+                         f"drop_masked {sm.get('drop_masked', False)})")
         lines.append(f"report: {self.out / 'report.html'}")
         return "\n".join(lines)
 

@@ -164,7 +164,8 @@ def certification_rows(reranker_score: Callable[[str, list[str]], np.ndarray], l
                        synonyms: Any = None, radii: Sequence[int] = (1, 2, 3), k: int = 10, depth: int = 20,
                        seed: int = 0, collection: str = "", progress: bool = True) -> tuple[dict[str, Any], list]:
     """CertDR over each query's top ``depth`` candidates: certified share of the top ``k`` per radius,
-    with the Hoeffding bound and with the point estimate, and the clean nDCG@10 of raw vs smoothed order."""
+    with the simultaneous confidence bound (``smoothing.bound`` at ``smoothing.alpha`` over each query's
+    candidates) and with the point estimate, and the clean nDCG@10 of raw vs smoothed order."""
     from tqdm.auto import tqdm
 
     from rankstack.robust.certify import certified_radii, smoothed_scores, tv_bound
@@ -184,7 +185,8 @@ def certification_rows(reranker_score: Callable[[str, list[str]], np.ndarray], l
         order = np.argsort(-g, kind="stable")[:k]
         for pos, i in enumerate(order):
             per_doc.append({"collection": collection, "qid": qid, "docid": str(docids[i]), "rank": pos + 1,
-                            "g": float(g[i]), "radius": int(with_ci[pos]), "radius_point": int(point[pos]),
+                            "g": float(g[i]), "eps": float(eps[i]), "radius": int(with_ci[pos]),
+                            "radius_point": int(point[pos]),
                             "delta": deltas[i].tolist()})
         raw_rows.append((qid, docids, raw))
         smooth_rows.append((qid, docids, g))
@@ -197,9 +199,11 @@ def certification_rows(reranker_score: Callable[[str, list[str]], np.ndarray], l
     sm_nd = per_query_ndcg(run_of(smooth_rows), qrels, qids)
     radius = np.array([d["radius"] for d in per_doc])
     point = np.array([d["radius_point"] for d in per_doc])
+    eps_top = np.array([d["eps"] for d in per_doc])
     summary = {"collection": collection, "queries": len(qids), "k": k, "depth": depth,
-               "smoothing": {"rate": smoothing.rate, "mode": smoothing.mode, "samples": smoothing.samples,
-                             "alpha": smoothing.alpha, "hoeffding_eps": smoothing.hoeffding()},
+               "smoothing": {**smoothing.describe(), "hoeffding_eps": smoothing.hoeffding(depth),
+                             "eps_mean": float(eps_top.mean()) if len(eps_top) else None,
+                             "eps_median": float(np.median(eps_top)) if len(eps_top) else None},
                "ndcg_raw": float(raw_nd.mean()), "ndcg_smoothed": float(sm_nd.mean()),
                "ndcg_cost": float(raw_nd.mean() - sm_nd.mean()),
                "certified_share": {str(r): float(np.mean(radius >= r)) for r in [0, *radii]},

@@ -142,6 +142,7 @@ def render_html(payload: Mapping[str, Any], plots: bool = True) -> str:
         sums = payload["certify"]["summary"]
         flat = [{"collection": s["collection"], "queries": s["queries"], "ndcg_raw": s["ndcg_raw"],
                  "ndcg_smoothed": s["ndcg_smoothed"], "ndcg_cost": s["ndcg_cost"],
+                 **{k: s.get("smoothing", {}).get(k) for k in ("bound", "alpha", "samples", "drop_masked", "eps_mean")},
                  **{f"cert@{r}": v for r, v in s["certified_share"].items()},
                  **{f"point@{r}": v for r, v in s["certified_share_point"].items()}} for s in sums]
         parts += ["<h2>Certified top-10 (randomized smoothing)</h2>", _table(flat, list(flat[0]) if flat else [])]

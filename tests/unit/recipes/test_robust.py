@@ -36,6 +36,11 @@ def test_bad_settings_name_the_file(tmp_path):
         RobustConfig(perturbations=["paraphrase"])
     with pytest.raises(InputError, match="target_ranks"):
         RobustConfig(target_ranks=[5, 100])
+    p.write_text('smoothing_bound = "chernoff"\n')
+    with pytest.raises(InputError, match="unknown smoothing_bound 'chernoff'"):
+        load_config(p)
+    with pytest.raises(InputError, match="smoothing_alpha"):
+        RobustConfig(smoothing_alpha=1.5)
 
 
 def test_tiny_study_writes_a_report_artefact(tmp_path, one_torch_thread):
@@ -57,6 +62,9 @@ def test_tiny_study_writes_a_report_artefact(tmp_path, one_torch_thread):
     assert all(11 <= r["list_rank"] <= 40 for r in rows)
     cert = payload["certify"]["summary"][0]
     assert set(cert["certified_share"]) == {"0", "1", "2", "3"}
+    assert {k: cert["smoothing"][k] for k in ("bound", "alpha", "samples", "drop_masked")} == {
+        "bound": "best", "alpha": 0.05, "samples": 4, "drop_masked": True}
+    assert payload["attack"]["smoothing"]["drop_masked"] is True
     for f in ("report.html", "perturbation.csv", "attack_rows.csv", "certify_documents.csv"):
         assert (out / f).is_file()
     assert read_manifest(out, "robust-report", (1,))["kind"] == "robust-report"
