@@ -88,10 +88,10 @@ bench-contract: $(STAMP)
 
 # LLM rerankers with SmolLM2 on scifact BM25 top 20 (benchmarks/llm_rerank.md); LoRA (benchmarks/lora.md).
 bench-llm: $(STAMP)
-	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_llm_rerank.py --queries 30 --json out/llm_rerank.json
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_llm_rerank.py --queries 30 --prp-queries 5 --max-passage-tokens 40 --json out/llm_rerank.json
 bench-lora: $(STAMP)
-	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_lora.py ce --steps 400 --queries 0
-	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_lora.py llm --steps 200 --zero-shot
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_lora.py ce --steps 400 --queries 0 --budget 45
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_lora.py llm --steps 60 --batch 2 --negatives 1 --doc-tokens 128 --queries 30 --depth 10 --threads 1 --budget 15 --zero-shot
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_lora.py speed --rounds 5
 
 # Learned sparse (splade-tiny, inference-free) and late interaction (benchmarks/sparse.md, colbert.md).
