@@ -11,7 +11,7 @@ DATA ?= ../shared/data
 LOCK_ARGS ?=
 
 .PHONY: demo demo-bm25 test install lock bench-bm25 bench-load bench-contract bench-llm bench-lora bench-sparse \
-        bench-colbert bench-robust bench-scale clean
+        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -62,9 +62,15 @@ bench-cur: $(STAMP)
 # (pgrank.md), bi-encoders (biencoder.md).
 bench-jpq: $(STAMP)
 	OMP_NUM_THREADS=1 RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_jpq.py --m 48 16 --out out/jpq_results.jsonl
+# bench-biencoder-train: the five scifact training runs (~60 min quiet; ADORE alone 3 min), then
+# bench-biencoder evaluates them (all 300 test queries and the 104 with no train-shared document).
+bench-biencoder-train: $(STAMP)
+	RANKSTACK_DATA=$(DATA) bash benchmarks/biencoder_results/run_training.sh
 bench-biencoder: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_biencoder.py --collection scifact \
-	    --model adore="dense(index='.cache/models/bi-adore2/index')" --fuse adore
+	    --model infonce="dense(encoder='.cache/models/bi-infonce')" --model mmse="dense(encoder='.cache/models/bi-mmse')" \
+	    --model ar2="dense(encoder='.cache/models/bi-ar2')" --model adore="dense(index='.cache/models/bi-adore/index')" \
+	    --model pgrank="dense(index='.cache/models/bi-pgrank/index')" --fuse adore --fuse infonce --disjoint
 
 # Label-free adaptation (issue 13): generation throughput (benchmarks/synth.md), adapt (adapt.md).
 bench-synth: $(STAMP)
