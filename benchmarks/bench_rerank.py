@@ -302,6 +302,13 @@ def cmd_speed(args) -> None:
                 print(f"skipping {precision}: resolved to {rr.precision_used} on this CPU")
                 break
             paths[f"rankstack {precision} (batch {bs})"] = (lambda rr=rr: rr.score(q, d))
+            if args.compile and precision in ("fp32", "bf16", "bf16-weights"):
+                rc = _reranker(args.model, coll, max_length=ml, precision=precision, batch_size=bs,
+                               threads=args.threads, compile=True)
+                t = time.perf_counter()
+                rc.score(q[:64], d[:64])  # compiles once (not timed: reported)
+                print(f"compiling {precision} batch {bs}: {time.perf_counter() - t:.1f} s", flush=True)
+                paths[f"rankstack {precision} + compile (batch {bs})"] = (lambda rc=rc: rc.score(q, d))
     paths["CrossEncoder.predict fp32 (batch 32)"] = predict(False)
     if "bf16" in args.paths:
         paths["CrossEncoder.predict bf16 autocast (batch 32)"] = predict(True)
@@ -362,6 +369,7 @@ def main(argv=None) -> int:
             s.add_argument("--paths", nargs="+", default=["fp32", "bf16", "bf16-weights", "torch-int8", "onnx-fp32",
                                                           "onnx-int8"], help="rankstack inference paths to time")
             s.add_argument("--batch-sizes", type=int, nargs="+", default=[16])
+            s.add_argument("--compile", action="store_true", help="also time each torch path with compile=True")
         if name == "cost":
             s.add_argument("--paths", nargs="+", default=["fp32", "bf16", "bf16-weights"],
                            help="inference paths whose nDCG@10 is compared with fp32's")

@@ -47,6 +47,8 @@ class RerankConfig:
         "auto", help="auto = measure the paths on this CPU once (cached) and use the fastest whose scores correlate "
                      ">= 0.999 with fp32 and whose nDCG@10 on held-out training queries is within 0.002; native = "
                      "bf16 autocast where the CPU has it, else fp32; or one path by name")
+    compile: bool = option(False, help="torch.compile the model (Inductor, frozen weights): 20-50 s once, then "
+                                       "~1.2x faster in fp32, not reliably in bf16 (benchmarks/inference.md)")
     calibration_pairs: int = option(300, help="with --precision auto: pairs scored by every path")
     recalibrate: bool = option(False, help="with --precision auto: measure again even if a decision is cached")
     cache_dir: Path = option(Path(".cache/rankstack"), help="ONNX exports, calibration decisions, BM25 index")
@@ -154,7 +156,7 @@ def run(config: RerankConfig, *, progress: bool = True) -> RerankResult:
         precision = decision.path
     reranker = CrossEncoderReranker(config.model, documents=collection, max_length=config.max_length,
                                     batch_size=config.batch_size, precision=precision, threads=config.threads,
-                                    cache_dir=config.cache_dir,
+                                    cache_dir=config.cache_dir, compile=config.compile,
                                     depth=config.k, combine=combine,
                                     alpha=config.interpolate if config.interpolate is not None else 0.5,
                                     norm=config.norm, progress=progress)

@@ -215,3 +215,29 @@ def test_reranker_in_a_pipeline_expression(tiny_bert, tiny_collection, tmp_path)
 
 # Training end to end (tiny BERT, seeding, resampling, distillation, export, CLI) moved with the recipe
 # to tests/unit/recipes/test_reranker.py.
+
+
+def test_compiled_reranker_matches_eager_and_falls_back(tiny_bert, monkeypatch, caplog):
+    """compile=True: Inductor (frozen weights, dynamic shapes) gives eager's scores for batches of
+    different lengths; a compile failure runs the eager model with a warning; non-torch paths refuse."""
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+    q = ["cats purr"] * 5
+    d = ["cats purr", "dogs bark loudly at night and all day", "fish", "why do cats purr", "parrots talk"]
+    eager = CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=32, batch_size=2)
+    compiled = CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=32, batch_size=2, compile=True)
+    np.testing.assert_allclose(compiled.score(q, d), eager.score(q, d), atol=1e-4)
+    assert compiled.compile and compiled._compiled is not None
+
+    def broken(model, **kw):
+        def run(**features):
+            raise RuntimeError("no C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    fallback = CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=32, compile=True)
+    with caplog.at_level("WARNING"):
+        np.testing.assert_allclose(fallback.score(q, d), eager.score(q, d), atol=1e-6)
+    assert "torch.compile failed" in caplog.text and not fallback.compile
+    with pytest.raises(InputError, match="compile"):
+        CrossEncoderReranker(str(tiny_bert), precision="torch-int8", compile=True)
