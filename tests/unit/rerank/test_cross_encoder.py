@@ -227,7 +227,10 @@ def test_compiled_reranker_matches_eager_and_falls_back(tiny_bert, monkeypatch, 
     eager = CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=32, batch_size=2)
     compiled = CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=32, batch_size=2, compile=True)
     np.testing.assert_allclose(compiled.score(q, d), eager.score(q, d), atol=1e-4)
-    assert compiled.compile and compiled._compiled is not None
+    import shutil
+
+    if shutil.which("g++") or shutil.which("c++"):  # Inductor needs a C++ compiler; without one it falls back
+        assert compiled.compile and compiled._compiled is not None
 
     def broken(model, **kw):
         def run(**features):
