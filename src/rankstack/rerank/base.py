@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from rankstack.errors import InputError
 from rankstack.pipeline.stage import Stage, StageInput, queries_of
 from rankstack.types import Run
 
-__all__ = ["PairScorer", "DocumentSource", "normalise", "combine_scores", "COMBINE_METHODS", "NORMS"]
+__all__ = ["PairScorer", "PreparedPairs", "DocumentSource", "normalise", "combine_scores", "COMBINE_METHODS", "NORMS"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,18 @@ def combine_scores(rerank: np.ndarray, first: np.ndarray, docids: np.ndarray, me
                      fix="choose None, 'interpolate' or 'rrf'")
 
 
+@dataclass(frozen=True)
+class PreparedPairs:
+    """What :meth:`PairScorer.prepare` computed once for all batches of a ``score`` call.
+
+    ``lengths`` orders the pairs for batching; ``data`` is the backend's own (e.g. every pair's token
+    ids, so a cross-encoder tokenises each pair once instead of once to sort and again per batch).
+    """
+
+    lengths: np.ndarray
+    data: Any = None
+
+
 class PairScorer(Stage):
     """A reranking Stage over a backend that scores (query text, document text) pairs.
 
@@ -152,6 +165,15 @@ class PairScorer(Stage):
         return np.fromiter((len(q) + len(d) for q, d in zip(query_texts, doc_texts)), dtype=np.int64,
                            count=len(query_texts))
 
+    def prepare(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> PreparedPairs | None:
+        """Work that every batch of one :meth:`score` call shares; None (the default) = nothing."""
+        return None
+
+    def score_batch(self, query_texts: Sequence[str], doc_texts: Sequence[str], idx: np.ndarray,
+                    prepared: PreparedPairs | None) -> np.ndarray:
+        """Scores of the pairs at positions ``idx``; a backend with a :meth:`prepare` overrides this."""
+        return self.score_pairs([query_texts[i] for i in idx], [doc_texts[i] for i in idx])
+
     # batching -------------------------------------------------------------------------------
     def score(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
         """Score many pairs in length-sorted batches; the result is in the input order."""
@@ -163,12 +185,14 @@ class PairScorer(Stage):
         out = np.empty(n, dtype=np.float64)
         if n == 0:
             return out
+        remote = self.executor is not None and self.executor_spec is not None
+        prepared = None if remote else self.prepare(query_texts, doc_texts)  # workers tokenise their own
         if self.sort_by_length:
-            lengths = self.pair_lengths(query_texts, doc_texts)
-            order = np.argsort(-lengths, kind="stable")  # longest first: memory peaks early
+            lengths = prepared.lengths if prepared is not None else self.pair_lengths(query_texts, doc_texts)
+            order = np.argsort(-np.asarray(lengths), kind="stable")  # longest first: memory peaks early
         else:
             order = np.arange(n)
-        if self.executor is not None and self.executor_spec is not None:
+        if remote:
             start = time.perf_counter()
             batches = [order[s:s + self.batch_size] for s in range(0, n, self.batch_size)]
             out = np.asarray(self.executor.score_batches(self.executor_spec, query_texts, doc_texts, batches),
@@ -187,8 +211,7 @@ class PairScorer(Stage):
         start = time.perf_counter()
         for s in range(0, n, self.batch_size):
             idx = order[s:s + self.batch_size]
-            scores = np.asarray(self.score_pairs([query_texts[i] for i in idx], [doc_texts[i] for i in idx]),
-                                dtype=np.float64).reshape(-1)
+            scores = np.asarray(self.score_batch(query_texts, doc_texts, idx, prepared), dtype=np.float64).reshape(-1)
             if len(scores) != len(idx):
                 raise RuntimeError(f"{type(self).__name__}.score_pairs returned {len(scores)} scores "
                                    f"for {len(idx)} pairs")

@@ -12,7 +12,8 @@ and the path that ran is in ``precision_used``. ``precision="bf16-weights"`` goe
 themselves are cast to bf16 once (autocast re-casts every weight on every forward and keeps layer
 norms in fp32), ~10-20% faster again, scores still correlating ~0.99997 with fp32 (benchmarks/rerank.md).
 Pairs are scored in length-sorted batches (the ``PairScorer`` base class), each padded only to its own
-longest pair; small batches (16) ran faster per pair than 32 on a 2-core CPU.
+longest pair; every pair is tokenised once per call (:meth:`prepare`), not once to sort and again per
+batch. Small batches (16) ran faster per pair than 32 on a 2-core CPU.
 
 More paths (:mod:`rankstack.encode.paths`): ``torch-int8`` (dynamic int8 Linear layers on a copy; the
 fp32 model stays for saving), ``onnx-fp32`` and ``onnx-int8`` (ONNX Runtime with fused transformer
@@ -21,11 +22,12 @@ fastest at fp32's quality is measured by :mod:`rankstack.rerank.calibrate`
 (``rankstack rerank --precision auto``); ``precision="auto"`` here keeps the flag rule above.
 
 ``compile=True`` (torch paths) runs the model through ``torch.compile`` with Inductor's *freezing*
-(weights become constants, so oneDNN gets pre-packed weights and fused kernels) and dynamic shapes
-(one compilation for every batch length). It costs 20-40 s once per process and pays only on long
-jobs. Measured on a quiet 2-core Xeon with AMX (benchmarks/inference.md): fp32 1.19x eager; on bf16
-weights it was 1.19x in one run and 0.85x in another, so it is an explicit option, never automatic.
-If compiling fails (no C++ compiler), the eager model runs and a warning says so.
+(weights become constants, so oneDNN gets pre-packed weights and GELU fused into its matmul). Batches
+are padded to ``batch_size`` rows and a multiple of 64 tokens, so a few static shapes compile once each
+(~20 s apiece, once per process); the dynamic-shape graph of the first version was no faster than
+eager on bf16 weights. It pays only on long jobs and is an explicit option, never automatic
+(benchmarks/inference.md has the figures). If compiling fails (no C++ compiler), the eager model runs
+and a warning says so.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from rankstack.encode.paths import ONNX_PATHS, quantize_linear_int8, resolve_pat
 from rankstack.errors import InputError, require
 from rankstack.hardware import hf_offline, torch_threads
 from rankstack.registry import Context, register
-from rankstack.rerank.base import DocumentSource, PairScorer
+from rankstack.rerank.base import DocumentSource, PairScorer, PreparedPairs
 from rankstack.storage import MANIFEST, atomic_directory, read_manifest, write_manifest
 
 __all__ = ["CrossEncoderReranker", "base_model_path", "save_cross_encoder", "FORMAT_VERSION", "KIND",
@@ -56,6 +58,7 @@ KIND = "cross-encoder"
 PRECISIONS = ("auto", "bf16", "fp32", "bf16-weights", "torch-int8", "onnx-fp32", "onnx-int8")
 DEFAULT_CACHE = Path(".cache/rankstack")
 DEFAULT_BASE = "minilm"
+COMPILE_LENGTH_STEP = 64  # compiled scoring pads pairs to a multiple of this many tokens
 
 
 def base_model_path(name: str | os.PathLike[str] | None = None) -> Path:
@@ -186,12 +189,27 @@ class CrossEncoderReranker(PairScorer):
                              return_token_type_ids=False)
         return np.array([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
 
-    def score_pairs(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
+    def prepare(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> PreparedPairs | None:
+        """Tokenise every pair once (torch paths): the lengths sort the pairs, each batch pads its rows."""
         if self.precision_used in ONNX_PATHS:
+            return None
+        enc = self.encode(query_texts, doc_texts, pad=False)
+        return PreparedPairs(np.fromiter(map(len, enc["input_ids"]), dtype=np.int64, count=len(query_texts)),
+                             {key: enc[key] for key in enc.keys()})
+
+    def score_pairs(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
+        prepared = self.prepare(query_texts, doc_texts)
+        if prepared is None:
             return self._runner(query_texts, doc_texts, self.max_length)
+        return self.score_batch(query_texts, doc_texts, np.arange(len(query_texts)), prepared)
+
+    def score_batch(self, query_texts: Sequence[str], doc_texts: Sequence[str], idx: np.ndarray,
+                    prepared: PreparedPairs | None) -> np.ndarray:
+        if prepared is None:
+            return super().score_batch(query_texts, doc_texts, idx, prepared)
         import torch
 
-        features = self.encode(query_texts, doc_texts)
+        features = self._pad(prepared.data, idx)
         model = self._runner if self.precision_used == "torch-int8" else self.model
         was_training = model.training
         model.eval()
@@ -201,7 +219,36 @@ class CrossEncoderReranker(PairScorer):
                 logits = self._forward(model, features)
         finally:
             model.train(was_training)
-        return logits.float().reshape(-1).numpy().astype(np.float64)
+        return logits.float().reshape(-1)[:len(idx)].numpy().astype(np.float64)
+
+    def _pad(self, enc: Mapping[str, list], idx: np.ndarray) -> dict[str, Any]:
+        """The rows ``idx`` of an unpadded encoding as tensors, padded as the tokenizer pads.
+
+        Eager: to the batch's longest pair. Compiled: to a multiple of ``COMPILE_LENGTH_STEP`` tokens
+        and ``batch_size`` rows (copies of the first pair, dropped afterwards), so a few static shapes
+        are compiled once each instead of one generic dynamic-shape graph.
+        """
+        import torch
+
+        rows = [int(i) for i in idx]
+        longest = max(len(enc["input_ids"][i]) for i in rows)
+        if self.compile:
+            longest = min(self.max_length, -(-longest // COMPILE_LENGTH_STEP) * COMPILE_LENGTH_STEP)
+            rows += rows[:1] * (self.batch_size - len(rows))
+        tok = self.tokenizer
+        fill = {"input_ids": tok.pad_token_id or 0, "token_type_ids": getattr(tok, "pad_token_type_id", 0)}
+        left = getattr(tok, "padding_side", "right") == "left"
+        out = {}
+        for key, seqs in enc.items():
+            arr = np.full((len(rows), longest), fill.get(key, 0), dtype=np.int64)
+            for r, i in enumerate(rows):
+                seq = seqs[i]
+                if left:
+                    arr[r, longest - len(seq):] = seq
+                else:
+                    arr[r, :len(seq)] = seq
+            out[key] = torch.from_numpy(arr)
+        return out
 
     def _forward(self, model: Any, features: Any) -> Any:
         """The model's logits; through the compiled model when ``compile=True`` (compiled on first use)."""
@@ -210,7 +257,12 @@ class CrossEncoderReranker(PairScorer):
         import torch
 
         if self._compiled is None:
-            self._compiled = torch.compile(model, dynamic=True, options={"freezing": True})
+            import torch._dynamo
+
+            config = torch._dynamo.config  # one graph per (rows, length) bucket: allow them all
+            name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+            setattr(config, name, max(getattr(config, name), 64))
+            self._compiled = torch.compile(model, dynamic=False, options={"freezing": True})
         try:
             return self._compiled(**features).logits
         except Exception as exc:  # noqa: BLE001 -- Inductor failures have many types; eager is the same model

@@ -218,8 +218,8 @@ def test_reranker_in_a_pipeline_expression(tiny_bert, tiny_collection, tmp_path)
 
 
 def test_compiled_reranker_matches_eager_and_falls_back(tiny_bert, monkeypatch, caplog):
-    """compile=True: Inductor (frozen weights, dynamic shapes) gives eager's scores for batches of
-    different lengths; a compile failure runs the eager model with a warning; non-torch paths refuse."""
+    """compile=True: Inductor (frozen weights, static padded shapes) gives eager's scores for batches of
+    different lengths and a short last batch; a compile failure runs the eager model with a warning; non-torch paths refuse."""
     from rankstack.rerank.cross_encoder import CrossEncoderReranker
 
     q = ["cats purr"] * 5
@@ -244,3 +244,33 @@ def test_compiled_reranker_matches_eager_and_falls_back(tiny_bert, monkeypatch, 
     assert "torch.compile failed" in caplog.text and not fallback.compile
     with pytest.raises(InputError, match="compile"):
         CrossEncoderReranker(str(tiny_bert), precision="torch-int8", compile=True)
+
+
+def test_pretokenised_batches_pad_like_the_tokenizer(tiny_bert):
+    """score() tokenises every pair once and pads each batch itself: the tensors equal the tokenizer's
+    own padding (right and left), and the scores equal one forward per pair."""
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+    q = ["cats purr", "cats", "why do dogs bark", "fish swim", "parrots"]
+    d = ["cats purr loudly", "dogs bark loudly at night and all day long", "fish", "why do cats purr", "talk"]
+    rr = CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=12, batch_size=3)
+    prepared = rr.prepare(q, d)
+    assert prepared.lengths.tolist() == rr.pair_lengths(q, d).tolist()
+    idx = np.array([4, 1, 2])
+    for side in ("right", "left"):
+        rr.tokenizer.padding_side = side
+        ours = rr._pad(prepared.data, idx)
+        ref = rr.tokenizer([q[i] for i in idx], [d[i] for i in idx], truncation="longest_first", max_length=12,
+                           padding=True, return_tensors="pt")
+        assert set(ours) == set(ref.keys())
+        for key in ours:
+            assert torch.equal(ours[key], ref[key]), (side, key)
+    rr.tokenizer.padding_side = "right"
+    with torch.inference_mode():
+        single = [float(rr.model(**rr.encode([a], [b])).logits) for a, b in zip(q, d)]
+    np.testing.assert_allclose(rr.score(q, d), single, atol=1e-5)
+    np.testing.assert_allclose(rr.score_pairs(q, d), single, atol=1e-5)
+    rr.compile = True  # compiled scoring pads to a length step (capped at max_length) and batch_size rows
+    padded = rr._pad(prepared.data, np.array([2]))
+    assert tuple(padded["input_ids"].shape) == (3, 12)
+    assert torch.equal(padded["input_ids"][1], padded["input_ids"][0])
