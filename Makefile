@@ -11,7 +11,7 @@ DATA ?= ../shared/data
 LOCK_ARGS ?=
 
 .PHONY: demo demo-bm25 test install lock bench-bm25 bench-load bench-contract bench-llm bench-lora bench-sparse \
-        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train clean
+        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train bench-inference-speed clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -49,11 +49,16 @@ bench-inference: $(STAMP)
 	    --threads 1 --paths fp32 bf16-weights torch-int8 onnx-fp32 onnx-int8
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_encode.py --collection scifact --timing-docs 48 --rounds 3 --threads 1 \
 	    --quality-docs 600 --backends torch-fp32,torch-bf16,torch-int8,onnx-int8
+bench-inference-speed: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_rerank.py speed --model $(CE_MODEL) --queries 30 --depth 20 --rounds 9 \
+	    --threads 2 --batch-sizes 16 32 --paths bf16-weights --compile
 bench-inference-cost: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_rerank.py cost --model $(CE_MODEL) --depth 100 --paths bf16-weights onnx-int8
 bench-train: $(STAMP)
-	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_train_step.py variants --variants base noattndrop noattndrop+fused --rounds 3
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_train_step.py variants --variants base noattndrop+fused \
+	    noattndrop+fused+frozenemb noattndrop+fused+frozenemb+mb32 noattndrop+fused+compile --rounds 3 --warmup 2 --steps 2
 bench-student: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_student.py effectiveness --models $(CE_MODEL) $(CE_MODEL)-l2 --depth 100
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_student.py speed --teacher $(CE_MODEL) --students $(CE_MODEL)-l2
 bench-cur: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_cur.py proxy --anchors 50 --tests 300
