@@ -246,10 +246,14 @@ def test_compiled_reranker_matches_eager_and_falls_back(tiny_bert, monkeypatch, 
         CrossEncoderReranker(str(tiny_bert), precision="torch-int8", compile=True)
 
 
-def test_pretokenised_batches_pad_like_the_tokenizer(tiny_bert):
-    """score() tokenises every pair once and pads each batch itself: the tensors equal the tokenizer's
-    own padding (right and left), and the scores equal one forward per pair."""
+def test_pretokenised_batches_pad_like_the_tokenizer(tiny_bert, monkeypatch):
+    """score() tokenises every pair once (in chunks, kept as flat int32 arrays) and pads each batch
+    itself: the tensors equal the tokenizer's own padding (right and left), and the scores equal one
+    forward per pair."""
+    from rankstack.rerank import cross_encoder
     from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+    monkeypatch.setattr(cross_encoder, "PREPARE_CHUNK", 2)  # 5 pairs: three tokenizer calls
 
     q = ["cats purr", "cats", "why do dogs bark", "fish swim", "parrots"]
     d = ["cats purr loudly", "dogs bark loudly at night and all day long", "fish", "why do cats purr", "talk"]
@@ -274,3 +278,4 @@ def test_pretokenised_batches_pad_like_the_tokenizer(tiny_bert):
     padded = rr._pad(prepared.data, np.array([2]))
     assert tuple(padded["input_ids"].shape) == (3, 12)
     assert torch.equal(padded["input_ids"][1], padded["input_ids"][0])
+    assert rr.score_pairs([], []).shape == (0,)
