@@ -11,7 +11,7 @@ DATA ?= ../shared/data
 LOCK_ARGS ?=
 
 .PHONY: demo demo-bm25 test install lock bench-bm25 bench-load bench-contract bench-llm bench-lora bench-sparse \
-        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train bench-inference-speed clean
+        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train bench-inference-speed bench-cur-ce clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ bench-student: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_student.py speed --teacher $(CE_MODEL) --students $(CE_MODEL)-l2
 bench-cur: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_cur.py proxy --anchors 50 --tests 300
+# the trained CE (cur.md, 2026-12-03): over BM25's top 100 + the pooled sub-corpus, then the whole corpus (~35 min)
+bench-cur-ce: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_cur.py matrix --model $(CE_MODEL) --universe top100 --tests 10 --anchors 16 --threads 2 --time-budget 12
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_cur.py matrix --model $(CE_MODEL) --universe top100 --tests 10 --anchors 16 --threads 2 --full-tests --only testfull --time-budget 8
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_cur.py search --model $(CE_MODEL) --universe top100 --tests 10 --anchors 16
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_cur.py matrix --model $(CE_MODEL) --universe corpus --tests 8 --anchors 16 --threads 2 --time-budget 22
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_cur.py search --model $(CE_MODEL) --universe corpus --tests 6 --anchors 7
 
 # Trained dense retrievers (issue 15): JPQ compression table (benchmarks/jpq.md), PG-Rank on MQ2008
 # (pgrank.md), bi-encoders (biencoder.md).
