@@ -114,7 +114,8 @@ def run_variant(name: str, collection, groups, args: argparse.Namespace) -> floa
     collate = TimedCollate(PairCollator(r.tokenizer, collection.doc_texts, args.max_length))
     total = args.warmup + args.steps
     trainer = Trainer(model, "listnet", lr=5e-5, weight_decay=0.01, warmup_ratio=0.1, max_steps=total,
-                      batch_size=4 if "mb32" in opts else 2, grad_accum=2 if "mb32" in opts else 4, precision="fp32" if "fp32" in opts else "auto", seed=0,
+                      batch_size=4 if "mb32" in opts else 2, grad_accum=2 if "mb32" in opts else 4,
+                      precision="fp32" if "fp32" in opts else "auto", seed=0,
                       param_groups={p: 10.0 for p in head_prefixes(model)},
                       num_threads=1 if "threads1" in opts else args.threads, progress=False,
                       fused_optimizer="fused" in opts, compile="compile" in opts,
