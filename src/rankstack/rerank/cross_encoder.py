@@ -22,10 +22,10 @@ fastest at fp32's quality is measured by :mod:`rankstack.rerank.calibrate`
 (``rankstack rerank --precision auto``); ``precision="auto"`` here keeps the flag rule above.
 
 ``compile=True`` (torch paths) runs the model through ``torch.compile`` with Inductor's *freezing*
-(weights become constants, so oneDNN gets pre-packed weights and GELU fused into its matmul). Batches
-are padded to ``batch_size`` rows and a multiple of 64 tokens, so a few static shapes compile once each
-(~20 s apiece, once per process); the dynamic-shape graph of the first version was no faster than
-eager on bf16 weights. It pays only on long jobs and is an explicit option, never automatic
+(weights become constants, so oneDNN gets pre-packed weights and fused kernels). Batches are padded
+to ``batch_size`` rows and a multiple of 64 tokens, so a few static shapes compile once each (25-35 s
+in all for max length 192, once per process). Neither this nor the dynamic-shape graph of the first
+version was measurably faster than eager on bf16 weights end to end. It pays only on long jobs and is an explicit option, never automatic
 (benchmarks/inference.md has the figures). If compiling fails (no C++ compiler), the eager model runs
 and a warning says so.
 """
