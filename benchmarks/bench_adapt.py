@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--filters", default=None, help="passed to adapt (default: adapt's)")
     p.add_argument("--adapt-args", default="", help="more adapt flags, e.g. '--time-budget 15 --max-docs 600'")
     p.add_argument("--zero-shot", default=None, help="a trained cross-encoder to apply zero-shot")
+    p.add_argument("--tag", default="", help="suffix of the adapted model's name (tells adapt-args variants apart)")
+    p.add_argument("--rerank-args", default="", help="more rerank flags, e.g. '--precision bf16-weights --threads 2'")
+    p.add_argument("--first-stages", nargs="+", default=["bm25", "hybrid"], choices=["bm25", "hybrid"])
     p.add_argument("--split", default="test")
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--out", type=Path, default=None)
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             "--out", str(runs["hybrid"])], log, args.dry_run)
     rerankers: dict[str, str] = {}
     for gen in args.generators:
-        tag = f"{gen}-{args.selection}" + (f"-{args.filters.replace(',', '+')}" if args.filters else "")
+        tag = (f"{gen}-{args.selection}" + (f"-{args.filters.replace(',', '+')}" if args.filters else "")
+               + (f"-{args.tag}" if args.tag else ""))
         model = args.models / f"adapt-{coll}-{tag}"
         if not (model / "manifest.json").exists():
             cmd = [BIN, "adapt", "--collection", coll, "--generator", gen, "--selection", args.selection,
@@ -88,23 +92,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.zero_shot:
         rerankers["zeroshot"] = args.zero_shot
     for name, model in rerankers.items():
-        for first in ("bm25", "hybrid"):
+        for first in args.first_stages:
             run = out / f"{name}-{first}.run"
             if not run.exists():
-                sh([BIN, "rerank", "--model", model, *base, "--run", str(runs[first]), "-k", k, "--out", str(run)],
-                   log, args.dry_run)
+                sh([BIN, "rerank", "--model", model, *base, "--run", str(runs[first]), "-k", k, "--out", str(run)]
+                   + shlex.split(args.rerank_args), log, args.dry_run)
             fused = out / f"{name}-{first}-rrf.run"
             if not args.dry_run and not fused.exists():
                 fuse_file(runs[first], run, fused)
+    # every run in the folder, so variants from earlier invocations are compared in the same tests
+    mine = {str(out / f"{n}-{f}{s}.run") for n in rerankers for f in args.first_stages for s in ("", "-rrf")}
     all_runs = [str(runs["bm25"]), str(runs["hybrid"])] + sorted(
-        str(out / f"{n}-{f}.run") for n in rerankers for f in ("bm25", "bm25-rrf", "hybrid", "hybrid-rrf"))
+        mine | {str(r) for r in out.glob("*.run") if r.name not in ("bm25.run", "hybrid.run")})
     for baseline in ("bm25", "hybrid"):
         sh([BIN, "evaluate", *base, *all_runs, "-m", "nDCG@10", "-m", "AP", "--baseline", baseline,
             "--json", str(out / f"eval-vs-{baseline}.json")], log, args.dry_run)
     if not args.dry_run:
         reports = {n: json.loads(Path(m + ".adapt.json").read_text()) for n, m in rerankers.items()
                    if Path(m + ".adapt.json").exists()}
-        summary = {"collection": coll, "commands": log, "adapt_reports": reports,
+        old = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+        reports = {**old.get("adapt_reports", {}), **reports}
+        summary = {"collection": coll, "commands": old.get("commands", []) + log, "adapt_reports": reports,
                    "cpu": subprocess.run(["sh", "-c", "lscpu | grep 'Model name'"], capture_output=True,
                                          text=True).stdout.strip(),
                    "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}

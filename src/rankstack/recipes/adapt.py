@@ -79,6 +79,11 @@ class AdaptConfig:
                                                     "validated state)")
     precision: Literal["auto", "bf16", "fp32"] = option("auto", help="auto = bf16 autocast where the CPU has it")
     threads: int | None = option(None, help="torch threads while training (none: torch's choice)")
+    fused_optimizer: bool = option(True, help="torch's fused AdamW step where this torch has one (same update, "
+                                              "fewer passes; benchmarks/training.md)")
+    attention_dropout: float | None = option(None, help="attention-probability dropout while training (none: the "
+                                                        "model's; 0 lets torch run fused attention, ~1.4x with "
+                                                        "--fused-optimizer, benchmarks/training.md)")
     seed: int = option(0, help="seeds selection, generation, the held-back split, negatives and training")
     work_dir: Path | None = option(None, help="where generated queries are kept (none: under --cache-dir, keyed "
                                               "by the generation settings, so a re-run resumes)")
@@ -197,6 +202,7 @@ def _reranker_config(cfg: AdaptConfig) -> Any:
         max_steps=cfg.max_steps,
         batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr, max_length=cfg.max_length,
         precision=cfg.precision, threads=cfg.threads, seed=cfg.seed, fn_filter=cfg.fn_filter,
+        fused_optimizer=cfg.fused_optimizer, attention_dropout=cfg.attention_dropout,
         time_budget_minutes=cfg.time_budget_minutes, cache_dir=cfg.cache_dir)
 
 

@@ -208,6 +208,15 @@ def test_config_checks_its_options():
             AdaptConfig(collection="c", out=Path("m"), **bad)
 
 
+def test_training_speed_options_reach_the_reranker_recipe():
+    from rankstack.recipes.adapt import AdaptConfig, _reranker_config
+
+    default = _reranker_config(AdaptConfig(collection="c", out=Path("m")))
+    assert default.fused_optimizer is True and default.attention_dropout is None
+    fast = _reranker_config(AdaptConfig(collection="c", out=Path("m"), fused_optimizer=False, attention_dropout=0.0))
+    assert fast.fused_optimizer is False and fast.attention_dropout == 0.0
+
+
 # --------------------------------------------------------------------------------------------
 # generation inside adapt (part 1's recipe), resumed from the work folder, and the filters
 def test_adapt_generates_with_the_fake_lm_filters_and_resumes_without_new_calls(tiny_bert, tmp_path):
