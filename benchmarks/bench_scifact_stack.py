@@ -1,0 +1,76 @@
+"""scifact: the best stack with a cross-encoder trained on train + synthetic queries (issue 13).
+
+Stacks fused by z-score CombSUM (per query, each run's scores standardised, then summed) over the
+runs they share: BM25 (k1=0.9, b=0.4) top 1000, the ADORE query encoder over MiniLM's document
+vectors top 1000 (issue 15, benchmarks/biencoder.md), and a cross-encoder's reranking of BM25's top
+100 (a run file written by ``rankstack rerank``, e.g. by bench_adapt.py). Every stack is compared with
+BM25 and with today's two- and three-way hybrids by ``rankstack.compare`` (paired t and
+randomization tests, Holm):
+
+    python benchmarks/bench_scifact_stack.py \
+        --ce adapted=.cache/adapt_bench/scifact/adapt-ict-uniform-train-fromce-bm25.run \
+        --ce trained=.cache/rerank_bench/runs/scifact-test-ce-v2-100.run --adore .cache/models/bi-adore
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ce", action="append", default=[], metavar="NAME=RUN", help="a cross-encoder's reranking run")
+    ap.add_argument("--adore", default=".cache/models/bi-adore", help="the ADORE query encoder folder")
+    ap.add_argument("--collection", default="scifact")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--cache-dir", default=".cache/rankstack")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    from bench_biencoder import cpu_name, query_side_retriever
+
+    from rankstack import Collection, Context, compare, parse_pipeline
+    from rankstack.data.trec import read_run
+    from rankstack.retrieve.fusion import fuse_runs
+
+    coll = Collection(args.collection)
+    queries, qrels = coll.queries(args.split), coll.qrels(args.split)
+    ctx = Context(collection=coll, cache_dir=Path(args.cache_dir))
+    runs = {"bm25": (parse_pipeline("bm25(k1=0.9, b=0.4)", ctx) % 1000)(queries).replace(name="bm25"),
+            "minilm": (parse_pipeline("dense(encoder='minilm')", ctx) % 1000)(queries).replace(name="minilm")}
+    if Path(args.adore).is_dir():
+        runs["adore"] = (query_side_retriever(coll, args.adore, args.cache_dir) % 1000)(queries).replace(name="adore")
+
+    def z(*names: str) -> None:
+        runs[f"z({','.join(names)})"] = fuse_runs([runs[n] for n in names], method="combsum",
+                                                  norm="z-score").replace(name=f"z({','.join(names)})")
+
+    z("bm25", "minilm")
+    if "adore" in runs:
+        z("bm25", "adore")
+    for spec in args.ce:
+        name, path = spec.split("=", 1)
+        runs[name] = read_run(path).replace(name=name)
+        z("bm25", name)
+        z("bm25", "minilm", name)
+        if "adore" in runs:
+            z("bm25", "adore", name)
+    report = {"cpu": cpu_name(), "runs": sorted(runs), "comparisons": {}}
+    for baseline in ["bm25", "z(bm25,minilm)"] + [f"z(bm25,minilm,{s.split('=', 1)[0]})" for s in args.ce[:1]]:
+        comp = compare(runs, qrels, ["nDCG@10", "AP"], baseline=baseline)
+        print(f"\n== {args.collection} {args.split} ({len(queries)} queries), baseline {baseline}")
+        print(comp.to_text())
+        report["comparisons"][baseline] = comp.to_dict()
+    report["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
