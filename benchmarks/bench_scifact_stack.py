@@ -9,7 +9,8 @@ randomization tests, Holm):
 
     python benchmarks/bench_scifact_stack.py \
         --ce adapted=.cache/adapt_bench/scifact/adapt-ict-uniform-train-fromce-bm25.run \
-        --ce trained=.cache/rerank_bench/runs/scifact-test-ce-v2-100.run --adore .cache/models/bi-adore
+        --ce trainonly=.cache/adapt_bench/scifact/ce-train-only-bm25.run --adore .cache/models/bi-adore \
+        --baseline bm25 --baseline 'z(bm25,minilm)' --baseline trainonly
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def main() -> None:
     ap.add_argument("--collection", default="scifact")
     ap.add_argument("--split", default="test")
     ap.add_argument("--cache-dir", default=".cache/rankstack")
+    ap.add_argument("--baseline", action="append", default=None,
+                    help="compare every run with this one (repeatable; default: bm25 and z(bm25,minilm))")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -62,13 +65,14 @@ def main() -> None:
         if "adore" in runs:
             z("bm25", "adore", name)
     report = {"cpu": cpu_name(), "runs": sorted(runs), "comparisons": {}}
-    for baseline in ["bm25", "z(bm25,minilm)"] + [f"z(bm25,minilm,{s.split('=', 1)[0]})" for s in args.ce[:1]]:
+    for baseline in args.baseline or ["bm25", "z(bm25,minilm)"]:
         comp = compare(runs, qrels, ["nDCG@10", "AP"], baseline=baseline)
         print(f"\n== {args.collection} {args.split} ({len(queries)} queries), baseline {baseline}")
         print(comp.to_text())
         report["comparisons"][baseline] = comp.to_dict()
     report["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
 
 
