@@ -88,8 +88,25 @@ bench-biencoder: $(STAMP)
 bench-synth: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_synth.py --docs 48 --llm-docs 8 --repeats 2 --json out/synth_results.json
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_synth.py --coverage cranfield cisi scifact --docs 400 --repeats 5
+# needs .cache/models/ce-scifact-v2 (the scifact reranker, benchmarks/inference.md) and, for the stack,
+# .cache/models/bi-adore (make bench-biencoder-train); commands and results: benchmarks/adapt.md
+ADAPT_CE = .cache/models/ce-scifact-v2
+ADAPT_ARGS = --base-model $(ADAPT_CE) --time-budget 12 --threads 2 --attention-dropout 0
+RERANK_ARGS = --precision bf16-weights --threads 2
 bench-adapt: $(STAMP)
-	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection cranfield --generators ict --k 30
+	for c in cranfield cisi; do RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection $$c --generators ict \
+	    --k 30 --zero-shot $(ADAPT_CE) --tag fromce --adapt-args "$(ADAPT_ARGS)" --rerank-args "$(RERANK_ARGS)" || exit 1; done
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection cranfield --generators ict --selection duqgen \
+	    --k 30 --tag fromce --adapt-args "$(ADAPT_ARGS)" --rerank-args "$(RERANK_ARGS)"
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection cranfield --generators llm-instruct --k 30 \
+	    --tag fromce --adapt-args "$(ADAPT_ARGS) --max-docs 600 --generation-budget 12 --heldout 20" --rerank-args "$(RERANK_ARGS)"
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection scifact --generators ict --k 100 --first-stages bm25 \
+	    --tag train-fromce --rerank-args "$(RERANK_ARGS)" \
+	    --adapt-args "--real-split train --base-model $(ADAPT_CE) --negative-depth 100 --time-budget 15 --threads 2 --attention-dropout 0"
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_scifact_stack.py \
+	    --ce adapted=.cache/adapt_bench/scifact/adapt-ict-uniform-train-fromce-bm25.run \
+	    --ce-scores trainonly=.cache/rerank_bench/scores/ce-scifact-v2-scifact-fp32.json --adore .cache/models/bi-adore \
+	    --baseline bm25 --baseline 'z(bm25,minilm)' --baseline trainonly --json benchmarks/adapt_results/scifact_stack.json
 bench-pgrank: $(STAMP)
 	mkdir -p out
 	$(VENV)/bin/rankstack ltr cv --folds $(DATA)/letor/MQ2008 --model "mlp(loss=pgrank)" "mlp(loss=listnet)" lambdamart \

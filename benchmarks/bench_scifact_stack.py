@@ -9,7 +9,7 @@ randomization tests, Holm):
 
     python benchmarks/bench_scifact_stack.py \
         --ce adapted=.cache/adapt_bench/scifact/adapt-ict-uniform-train-fromce-bm25.run \
-        --ce trainonly=.cache/adapt_bench/scifact/ce-train-only-bm25.run --adore .cache/models/bi-adore \
+        --ce-scores trainonly=.cache/rerank_bench/scores/ce-scifact-v2-scifact-fp32.json --adore .cache/models/bi-adore \
         --baseline bm25 --baseline 'z(bm25,minilm)' --baseline trainonly
 """
 
@@ -27,6 +27,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ce", action="append", default=[], metavar="NAME=RUN", help="a cross-encoder's reranking run")
+    ap.add_argument("--ce-scores", action="append", default=[], metavar="NAME=JSON",
+                    help="a cross-encoder's pair scores saved by 'bench_rerank.py cost' (.cache/rerank_bench/scores/"
+                         "MODEL-scifact-fp32.json: {'pairs': {'QID\\tDOCID': score}}), used as a reranking run")
     ap.add_argument("--adore", default=".cache/models/bi-adore", help="the ADORE query encoder folder")
     ap.add_argument("--collection", default="scifact")
     ap.add_argument("--split", default="test")
@@ -57,9 +60,19 @@ def main() -> None:
     z("bm25", "minilm")
     if "adore" in runs:
         z("bm25", "adore")
-    for spec in args.ce:
+    for spec in args.ce_scores:
+        from rankstack.types import Run
+
         name, path = spec.split("=", 1)
-        runs[name] = read_run(path).replace(name=name)
+        by_query: dict[str, dict[str, float]] = {}
+        for key, value in json.loads(Path(path).read_text())["pairs"].items():
+            qid, docid = key.split("\t")
+            by_query.setdefault(qid, {})[docid] = float(value)
+        runs[name] = Run.from_dict(by_query, name=name)
+    for spec in args.ce + args.ce_scores:
+        name, path = spec.split("=", 1)
+        if name not in runs:
+            runs[name] = read_run(path).replace(name=name)
         z("bm25", name)
         z("bm25", "minilm", name)
         if "adore" in runs:
