@@ -86,7 +86,7 @@ bench-biencoder: $(STAMP)
 
 # Label-free adaptation (issue 13): generation throughput (benchmarks/synth.md), adapt (adapt.md).
 bench-synth: $(STAMP)
-	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_synth.py --docs 48 --llm-docs 8 --repeats 2 --json out/synth_results.json
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_synth.py --docs 48 --llm-docs 8 --repeats 2 --threads 2 --json benchmarks/synth_results_quiet.json
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_synth.py --coverage cranfield cisi scifact --docs 400 --repeats 5
 # needs .cache/models/ce-scifact-v2 (the scifact reranker, benchmarks/inference.md) and, for the stack,
 # .cache/models/bi-adore (make bench-biencoder-train); commands and results: benchmarks/adapt.md
