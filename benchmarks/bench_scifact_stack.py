@@ -82,7 +82,10 @@ def main() -> None:
         comp = compare(runs, qrels, ["nDCG@10", "AP"], baseline=baseline)
         print(f"\n== {args.collection} {args.split} ({len(queries)} queries), baseline {baseline}")
         print(comp.to_text())
-        report["comparisons"][baseline] = comp.to_dict()
+        full = comp.to_dict()  # per-query values dropped: 300 queries x 13 runs x 3 baselines is ~1.5 MB
+        full["stats"] = {m: {r: {k: v for k, v in st.items() if not k.startswith("per_query")}
+                             for r, st in by_run.items()} for m, by_run in full["stats"].items()}
+        report["comparisons"][baseline] = full
     report["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
