@@ -100,6 +100,13 @@ bench-adapt: $(STAMP)
 	    --k 30 --tag fromce --adapt-args "$(ADAPT_ARGS)" --rerank-args "$(RERANK_ARGS)"
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection cranfield --generators llm-instruct --k 30 \
 	    --tag fromce --adapt-args "$(ADAPT_ARGS) --max-docs 600 --generation-budget 12 --heldout 20" --rerank-args "$(RERANK_ARGS)"
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection cranfield --generators llm-instruct \
+	    --filters inpars,roundtrip --k 30 --first-stages bm25 --tag fromce --rerank-args "$(RERANK_ARGS)" \
+	    --adapt-args "$(ADAPT_ARGS) --queries $$(ls -d .cache/rankstack/adapt/cranfield-*/queries.jsonl | \
+	        xargs grep -l llm-instruct | head -1) --heldout 20 --time-budget 10"
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection cranfield --generators inpars --k 30 \
+	    --first-stages bm25 --tag fromce --rerank-args "$(RERANK_ARGS)" \
+	    --adapt-args "--base-model $(ADAPT_CE) --max-docs 600 --generation-budget 6 --heldout 20 --time-budget 6 --threads 2 --attention-dropout 0"
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection scifact --generators ict --k 100 --first-stages bm25 \
 	    --tag train-fromce --rerank-args "$(RERANK_ARGS)" \
 	    --adapt-args "--real-split train --base-model $(ADAPT_CE) --negative-depth 100 --time-budget 15 --threads 2 --attention-dropout 0"
