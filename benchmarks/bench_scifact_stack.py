@@ -24,10 +24,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+def named(spec: str) -> tuple[str, str]:
+    """``NAME=PATH`` -> (name, path); anything else is an argparse error (one line, no traceback)."""
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {spec!r}")
+    if not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"{path}: no such file")
+    return name, path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ce", action="append", default=[], metavar="NAME=RUN", help="a cross-encoder's reranking run")
-    ap.add_argument("--ce-scores", action="append", default=[], metavar="NAME=JSON",
+    ap.add_argument("--ce", action="append", default=[], type=named, metavar="NAME=RUN", help="a cross-encoder's reranking run")
+    ap.add_argument("--ce-scores", action="append", default=[], type=named, metavar="NAME=JSON",
                     help="a cross-encoder's pair scores saved by 'bench_rerank.py cost' (.cache/rerank_bench/scores/"
                          "MODEL-scifact-fp32.json: {'pairs': {'QID\\tDOCID': score}}), used as a reranking run")
     ap.add_argument("--adore", default=".cache/models/bi-adore", help="the ADORE query encoder folder")
@@ -60,17 +70,15 @@ def main() -> None:
     z("bm25", "minilm")
     if "adore" in runs:
         z("bm25", "adore")
-    for spec in args.ce_scores:
+    for name, path in args.ce_scores:
         from rankstack.types import Run
 
-        name, path = spec.split("=", 1)
         by_query: dict[str, dict[str, float]] = {}
         for key, value in json.loads(Path(path).read_text())["pairs"].items():
             qid, docid = key.split("\t")
             by_query.setdefault(qid, {})[docid] = float(value)
         runs[name] = Run.from_dict(by_query, name=name)
-    for spec in args.ce + args.ce_scores:
-        name, path = spec.split("=", 1)
+    for name, path in args.ce + args.ce_scores:
         if name not in runs:
             runs[name] = read_run(path).replace(name=name)
         z("bm25", name)

@@ -102,6 +102,8 @@ class AdaptConfig:
             raise InputError(f"--keep-fraction must be in (0, 1], got {self.keep_fraction}")
         if not 0.0 <= self.gpl_weight <= 1.0:
             raise InputError(f"--gpl-weight must be in [0, 1], got {self.gpl_weight}")
+        if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
+            raise InputError(f"--attention-dropout must be in [0, 1), got {self.attention_dropout}")
         from rankstack.synth.generators import GENERATORS
 
         if self.generator not in GENERATORS:

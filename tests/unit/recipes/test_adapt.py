@@ -203,7 +203,7 @@ def test_config_checks_its_options():
     for bad, match in [({"filters": "inpars,typo"}, "unknown filter 'typo'"),
                        ({"negatives": "splade"}, "unknown source 'splade'"),
                        ({"gpl_weight": 2.0}, "gpl-weight"), ({"heldout": 0}, "heldout"),
-                       ({"loss": "listnett"}, "listnet")]:
+                       ({"loss": "listnett"}, "listnet"), ({"attention_dropout": 2.0}, "attention-dropout")]:
         with pytest.raises(Exception, match=match):
             AdaptConfig(collection="c", out=Path("m"), **bad)
 
