@@ -110,6 +110,11 @@ def run_variant(name: str, collection, groups, args: argparse.Namespace) -> floa
         set_attention_dropout(r.model, 0.0)
     if "frozenemb" in opts:  # the 30,522 x 384 word-embedding table: half of MiniLM's parameters
         r.model.get_input_embeddings().weight.requires_grad_(False)
+    for o in opts:  # freezeN: embeddings + the bottom N blocks, as the recipe's --freeze-layers N
+        if o.startswith("freeze") and o[6:].isdigit():
+            from rankstack.recipes.reranker_data import freeze_bottom_layers
+
+            freeze_bottom_layers(r.model, int(o[6:]))
     model = PairListModel(r.model)
     collate = TimedCollate(PairCollator(r.tokenizer, collection.doc_texts, args.max_length))
     total = args.warmup + args.steps

@@ -98,6 +98,8 @@ class RerankerTrainConfig:
     compile: bool = option(False, help="torch.compile the training forward (pays compilation first)")
     attention_dropout: float | None = option(None, help="attention-probability dropout while training (none: the "
                                                         "model's, 0.1 for MiniLM; 0 lets torch run fused attention)")
+    freeze_layers: int = option(0, help="freeze the embeddings and this many bottom transformer blocks (no gradient, "
+                                        "no optimiser state: their backward pass is skipped; Lee et al., 2019)")
     checkpoint_dir: Path | None = option(None, help="also keep the trainer's best checkpoint there")
     report: Path | None = option(None, help="write the training report as JSON")
     cache_dir: Path | None = option(Path(".cache/rankstack"), help="where indexes and stage outputs are cached "
@@ -116,6 +118,11 @@ class RerankerTrainConfig:
         from rankstack.losses import get_loss
 
         get_loss(loss_spec(self.loss))  # an unknown loss or argument fails before any work
+        if isinstance(self.freeze_layers, bool) or not isinstance(self.freeze_layers, int) or self.freeze_layers < 0:
+            raise InputError(f"--freeze-layers must be 0 or a positive integer, got {self.freeze_layers!r}")
+        if self.freeze_layers and self.lora_rank is not None:
+            raise InputError("--freeze-layers and --lora-rank both choose what trains",
+                             fix="drop one of them (LoRA already freezes the base model)")
         if self.lora_rank is not None:
             lora_settings(self)  # a bad rank, alpha, dropout or target list fails here too
         elif self.lora_merge:

@@ -140,6 +140,11 @@ def train(cfg: Any, collection: Any, data: TrainingData, *, progress: bool | Non
         from rankstack.recipes.reranker_data import set_attention_dropout
 
         set_attention_dropout(hf_model, cfg.attention_dropout)
+    if getattr(cfg, "freeze_layers", 0):
+        from rankstack.recipes.reranker_data import freeze_bottom_layers
+
+        log.info("froze %d parameters (embeddings + %d bottom blocks)",
+                 freeze_bottom_layers(hf_model, cfg.freeze_layers), cfg.freeze_layers)
     groups, filter_report = _filter(cfg, collection, data.groups)
     if after_filter is not None:
         groups = after_filter(groups)

@@ -121,6 +121,37 @@ def test_training_is_seeded_including_a_fresh_head(tmp_path):
     assert train_history(tmp_path / "c") != train_history(tmp_path / "a")
 
 
+def test_freeze_layers_trains_only_the_upper_blocks_and_head(tiny_bert, tmp_path):
+    from safetensors.torch import load_file
+
+    from rankstack.recipes import reranker
+
+    coll = write_topic_collection(tmp_path / "topics")
+    out = tmp_path / "model"
+    reranker.run(config(coll, out, tiny_bert, freeze_layers=1, epochs=2, lr=3e-3), progress=False)
+    before, after = load_file(str(tiny_bert / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert not any(k.startswith(("bert.embeddings.", "bert.encoder.layer.0.")) for k in changed)  # frozen
+    assert any(k.startswith("bert.encoder.layer.1.") for k in changed)  # the upper block trains
+    assert any(k.startswith("classifier.") for k in changed)
+    assert json.loads((out / "manifest.json").read_text())["training"]["config"]["freeze_layers"] == 1
+
+
+def test_freeze_layers_bad_values_fail_with_one_line(tiny_bert, tmp_path):
+    from rankstack.recipes import reranker
+
+    coll = write_topic_collection(tmp_path / "topics")
+    for bad, msg in ((-1, "--freeze-layers must be 0 or a positive integer"), (True, "--freeze-layers must be")):
+        with pytest.raises(InputError, match=msg):
+            config(coll, tmp_path / "m", tiny_bert, freeze_layers=bad)
+    with pytest.raises(InputError, match="--freeze-layers and --lora-rank"):
+        config(coll, tmp_path / "m", tiny_bert, freeze_layers=1, lora_rank=4)
+    with pytest.raises(InputError, match="more than the model's 2 transformer blocks"):
+        reranker.run(config(coll, tmp_path / "m", tiny_bert, freeze_layers=3), progress=False)
+    assert not (tmp_path / "m").exists()
+
+
 def test_resampled_negatives_and_grad_accum(tiny_bert, tmp_path):
     """Each epoch draws its own negatives; grad_accum divides the optimiser steps."""
     from rankstack.recipes import reranker
