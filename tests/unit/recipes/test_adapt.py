@@ -261,3 +261,20 @@ def test_adapt_default_work_folder_is_keyed_by_the_generation_settings(tmp_path)
     assert folder.parent == tmp_path / "cache" / "adapt"
     assert work_folder(dataclasses_replace(a, time_budget_minutes=3.0), Collection(str(coll))) == folder
     assert work_folder(dataclasses_replace(a, generator="title"), Collection(str(coll))) != folder
+
+
+def test_report_warns_when_the_model_has_not_learned_to_rank():
+    from rankstack.recipes.adapt import AdaptReport
+
+    def report(adapted: float) -> AdaptReport:
+        return AdaptReport(model_dir="m", collection="c", generator="ict", selection="uniform", documents=10,
+                           empty_documents=0, generated=10, kept_by_filter={}, dropped={}, train_queries=8,
+                           real_queries=0, heldout_queries=2, groups=8, steps=3, fn_filter=None, gpl=False,
+                           generation_seconds=1.0, mining_seconds=1.0, training_seconds=1.0, total_seconds=3.0,
+                           heldout={"bm25": {"RR@10": 1.0}, "adapted": {"RR@10": adapted}},
+                           stopped_by_budget=False, queries_file="q.jsonl")
+
+    weak, fine = report(0.23), report(0.75)
+    assert weak.warning is not None and "has not learned to rank" in weak.warning and "--base-model" in weak.warning
+    assert weak.to_text().splitlines()[-1].startswith("warning: ") and weak.to_dict()["warning"] == weak.warning
+    assert fine.warning is None and "warning" not in fine.to_text() and fine.to_dict()["warning"] is None
