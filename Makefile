@@ -11,7 +11,7 @@ DATA ?= ../shared/data
 LOCK_ARGS ?=
 
 .PHONY: demo demo-bm25 test install lock bench-bm25 bench-load bench-contract bench-llm bench-lora bench-sparse \
-        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train bench-inference-speed bench-cur-ce clean
+        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train bench-inference-speed bench-cur-ce bench-train-ab clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,15 @@ bench-inference-cost: $(STAMP)
 bench-train: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_train_step.py variants --variants base noattndrop+fused \
 	    noattndrop+fused+frozenemb noattndrop+fused+frozenemb+mb32 noattndrop+fused+compile --rounds 3 --warmup 2 --steps 2
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_train_step.py variants --variants base noattndrop+fused \
+	    noattndrop+fused+freeze2 noattndrop+fused+freeze3 --rounds 3 --warmup 2 --steps 2
+# validation A/B at equal steps (training.md §0a): today's recipe vs dropout 0 + fused AdamW + 3 frozen blocks
+bench-train-ab: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(VENV)/bin/rankstack train reranker --collection scifact --out .cache/models/ab-base \
+	    --max-steps 100 --threads 2 --overwrite --report benchmarks/training_results/ab-base.json
+	RANKSTACK_DATA=$(DATA) $(VENV)/bin/rankstack train reranker --collection scifact --out .cache/models/ab-fast \
+	    --max-steps 100 --threads 2 --attention-dropout 0 --fused-optimizer --freeze-layers 3 --overwrite \
+	    --report benchmarks/training_results/ab-fast.json
 bench-student: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_student.py effectiveness --models $(CE_MODEL) $(CE_MODEL)-l2 --depth 100
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_student.py speed --teacher $(CE_MODEL) --students $(CE_MODEL)-l2
