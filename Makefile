@@ -119,6 +119,10 @@ bench-adapt: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection scifact --generators ict --k 100 --first-stages bm25 \
 	    --tag train-fromce --rerank-args "$(RERANK_ARGS)" \
 	    --adapt-args "--real-split train --base-model $(ADAPT_CE) --negative-depth 100 --time-budget 15 --threads 2 --attention-dropout 0"
+	for g in ict llm-instruct; do RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection scifact \
+	    --generators $$g --k 30 --first-stages bm25 hybrid --out .cache/adapt_bench/scifact-labelfree --tag labelfree \
+	    --rerank-args "$(RERANK_ARGS)" --adapt-args "--threads 2 --attention-dropout 0 $$( [ $$g = ict ] && \
+	    echo --time-budget 15 || echo --max-docs 600 --generation-budget 10 --heldout 20 --time-budget 10)" || exit 1; done
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_scifact_stack.py \
 	    --ce adapted=.cache/adapt_bench/scifact/adapt-ict-uniform-train-fromce-bm25.run \
 	    --ce-scores trainonly=.cache/rerank_bench/scores/ce-scifact-v2-scifact-fp32.json --adore .cache/models/bi-adore \
