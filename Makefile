@@ -119,6 +119,10 @@ bench-adapt: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection scifact --generators ict --k 100 --first-stages bm25 \
 	    --tag train-fromce --rerank-args "$(RERANK_ARGS)" \
 	    --adapt-args "--real-split train --base-model $(ADAPT_CE) --negative-depth 100 --time-budget 15 --threads 2 --attention-dropout 0"
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection cranfield --generators llm-instruct --k 30 \
+	    --first-stages bm25 hybrid --out .cache/adapt_bench/cranfield-labelfree --tag labelfree --rerank-args "$(RERANK_ARGS)" \
+	    --adapt-args "--threads 2 --attention-dropout 0 --heldout 20 --time-budget 10 --queries $$(ls -d \
+	        .cache/rankstack/adapt/cranfield-*/queries.jsonl | xargs grep -l llm-instruct | head -1)"
 	for g in ict llm-instruct; do RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection scifact \
 	    --generators $$g --k 30 --first-stages bm25 hybrid --out .cache/adapt_bench/scifact-labelfree --tag labelfree \
 	    --rerank-args "$(RERANK_ARGS)" --adapt-args "--threads 2 --attention-dropout 0 $$( [ $$g = ict ] && \
