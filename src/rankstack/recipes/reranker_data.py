@@ -30,7 +30,7 @@ from rankstack.types import Qrels, Queries, Run
 
 __all__ = ["Group", "build_groups", "split_queries", "PairCollator", "PairListModel", "attach_easiness",
            "RerankValidator", "attach_teacher_scores", "DistillationMix", "head_prefixes", "set_attention_dropout",
-           "freeze_bottom_layers"]
+           "freeze_bottom_layers", "transformer_blocks"]
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,16 @@ def set_attention_dropout(model: Any, p: float) -> int:
     return n
 
 
+def transformer_blocks(model: Any) -> tuple[Any, Any]:
+    """``(encoder, ModuleList of transformer blocks)`` of a BERT-style sequence classifier."""
+    encoder = getattr(getattr(model, "base_model", None), "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    if layers is None:
+        raise InputError(f"cannot find the transformer layers of a {type(model).__name__}",
+                         fix="use a BERT-style cross-encoder (e.g. one trained by 'rankstack train reranker')")
+    return encoder, layers
+
+
 def freeze_bottom_layers(model: Any, n: int) -> int:
     """Freeze the embeddings and the bottom ``n`` transformer blocks of a BERT-style model; returns
     how many parameters were frozen.
@@ -277,11 +287,11 @@ def freeze_bottom_layers(model: Any, n: int) -> int:
     train 1.69x faster but lose 0.16 validation nDCG@10 at equal steps (benchmarks/training.md §0a), so
     the recipe's default is 0.
     """
-    encoder = getattr(getattr(model, "base_model", None), "encoder", None)
-    blocks = getattr(encoder, "layer", None)
+    _, blocks = transformer_blocks(model)
     embeddings = getattr(getattr(model, "base_model", None), "embeddings", None)
-    if blocks is None or embeddings is None:
-        raise InputError(f"--freeze-layers needs a BERT-style model; cannot find the blocks of a {type(model).__name__}")
+    if embeddings is None:
+        raise InputError(f"cannot find the embeddings of a {type(model).__name__}",
+                         fix="use a BERT-style cross-encoder (e.g. one trained by 'rankstack train reranker')")
     if not 0 <= n <= len(blocks):
         raise InputError(f"--freeze-layers {n} is more than the model's {len(blocks)} transformer blocks",
                          fix=f"use a number between 0 and {len(blocks)}")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from rankstack.errors import InputError
+from rankstack.recipes.reranker_data import transformer_blocks
 
 __all__ = ["LAYER_MAPS", "choose_layers", "truncate_layers", "write_student_init"]
 
@@ -54,16 +55,6 @@ def choose_layers(total: int, keep: int, how: str = "spread") -> list[int]:
     return ids
 
 
-def _layer_list(model: Any) -> Any:
-    """The ModuleList of transformer blocks of a BERT-style sequence classifier."""
-    encoder = getattr(getattr(model, "base_model", None), "encoder", None)
-    layers = getattr(encoder, "layer", None)
-    if layers is None:
-        raise InputError(f"cannot find the transformer layers of a {type(model).__name__}",
-                         fix="use a BERT-style cross-encoder (e.g. one trained by 'rankstack train reranker')")
-    return encoder, layers
-
-
 def truncate_layers(model: Any, layer_ids: Sequence[int]) -> Any:
     """Keep only ``layer_ids`` of ``model``'s transformer blocks, in place; returns the model.
 
@@ -72,7 +63,7 @@ def truncate_layers(model: Any, layer_ids: Sequence[int]) -> Any:
     """
     import torch
 
-    encoder, layers = _layer_list(model)
+    encoder, layers = transformer_blocks(model)
     ids = list(layer_ids)
     if not ids or any(i < 0 or i >= len(layers) for i in ids):
         raise InputError(f"layer ids {ids} out of range for a {len(layers)}-layer model")
@@ -91,7 +82,7 @@ def write_student_init(source: Any, folder: Path, layers: int, how: str = "sprea
     import copy
 
     model = copy.deepcopy(source.model)
-    _, blocks = _layer_list(model)
+    _, blocks = transformer_blocks(model)
     ids = choose_layers(len(blocks), layers, how)
     truncate_layers(model, ids).save_pretrained(str(folder), safe_serialization=True)
     source.tokenizer.save_pretrained(str(folder))
