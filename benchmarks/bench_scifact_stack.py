@@ -1,4 +1,4 @@
-"""scifact: the best stack with a cross-encoder trained on train + synthetic queries (issue 13).
+"""The best stack with an adapted cross-encoder (issue 13); scifact by default, any collection with --collection.
 
 Stacks fused by z-score CombSUM (per query, each run's scores standardised, then summed) over the
 runs they share: BM25 (k1=0.9, b=0.4) top 1000, the ADORE query encoder over MiniLM's document
@@ -11,6 +11,12 @@ randomization tests, Holm):
         --ce adapted=.cache/adapt_bench/scifact/adapt-ict-uniform-train-fromce-bm25.run \
         --ce-scores trainonly=.cache/rerank_bench/scores/ce-scifact-v2-scifact-fp32.json --adore .cache/models/bi-adore \
         --baseline bm25 --baseline 'z(bm25,minilm)' --baseline trainonly
+
+Label-free collections (no ADORE model, which is trained on labels), against the untrained RRF hybrid:
+
+    python benchmarks/bench_scifact_stack.py --collection cranfield --adore none \
+        --ce adapted=.cache/adapt_bench/cranfield-labelfree/adapt-llm-instruct-uniform-labelfree-bm25.run \
+        --run hybrid=.cache/adapt_bench/cranfield-labelfree/hybrid.run --baseline bm25 --baseline hybrid
 """
 
 from __future__ import annotations
@@ -40,7 +46,11 @@ def main() -> None:
     ap.add_argument("--ce-scores", action="append", default=[], type=named, metavar="NAME=JSON",
                     help="a cross-encoder's pair scores saved by 'bench_rerank.py cost' (.cache/rerank_bench/scores/"
                          "MODEL-scifact-fp32.json: {'pairs': {'QID\\tDOCID': score}}), used as a reranking run")
-    ap.add_argument("--adore", default=".cache/models/bi-adore", help="the ADORE query encoder folder")
+    ap.add_argument("--run", action="append", default=[], type=named, metavar="NAME=RUN",
+                    help="another run to compare as it is, not stacked (e.g. hybrid=.cache/adapt_bench/C/hybrid.run, "
+                         "the untrained RRF hybrid)")
+    ap.add_argument("--adore", default=".cache/models/bi-adore", help="the ADORE query encoder folder ('none': "
+                                                                     "no ADORE stacks)")
     ap.add_argument("--collection", default="scifact")
     ap.add_argument("--split", default="test")
     ap.add_argument("--cache-dir", default=".cache/rankstack")
@@ -60,7 +70,9 @@ def main() -> None:
     ctx = Context(collection=coll, cache_dir=Path(args.cache_dir))
     runs = {"bm25": (parse_pipeline("bm25(k1=0.9, b=0.4)", ctx) % 1000)(queries).replace(name="bm25"),
             "minilm": (parse_pipeline("dense(encoder='minilm')", ctx) % 1000)(queries).replace(name="minilm")}
-    if Path(args.adore).is_dir():
+    for name, path in args.run:
+        runs[name] = read_run(path).replace(name=name)
+    if args.adore != "none" and Path(args.adore).is_dir():
         runs["adore"] = (query_side_retriever(coll, args.adore, args.cache_dir) % 1000)(queries).replace(name="adore")
 
     def z(*names: str) -> None:

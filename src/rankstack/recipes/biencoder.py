@@ -52,6 +52,10 @@ class BiEncoderTrainConfig:
     collection: str = option("scifact", help="a BEIR folder or a name under the data root")
     data_root: str | None = option(None, help="folder holding collections by name")
     split: str = option("train", help="qrels split to train on (validation queries are held out of it)")
+    synthetic_queries: Path | None = option(None, metavar="JSONL", help="train on these generated queries "
+                                            "('rankstack generate-queries'; source document = positive) instead "
+                                            "of --split's judgements: label-free adaptation, GPL with --method "
+                                            "margin-mse --teacher")
     out: Path | None = option(None, help="model folder to write (none: do not save)")
     overwrite: bool = option(False, help="replace a bi-encoder already saved at --out")
     cache_dir: Path | None = option(Path(".cache/rankstack"), help="cache folder (BM25, vectors, teacher scores)")
@@ -179,10 +183,11 @@ def prepare(config: BiEncoderTrainConfig) -> Prepared:
     from rankstack.train.negatives import first_stage_run, sample_negatives
 
     coll = Collection(config.collection, data_root=config.data_root)
-    inputs = (coll.path, Path(config.data_root) if config.data_root else default_data_root())
+    inputs = (coll.path, Path(config.data_root) if config.data_root else default_data_root()) + (
+        (Path(config.synthetic_queries),) if config.synthetic_queries is not None else ())
     if config.out is not None:  # refuse a bad --out before minutes of work
         check_output_folder(config.out, overwrite=config.overwrite, inputs=inputs)
-    queries, qrels = coll.queries(config.split), coll.qrels(config.split)
+    queries, qrels = _training_labels(config, coll)
     judged = set(qrels.to_dict())
     judged_qids = [q for q in queries.qids if q in judged]
     if not judged_qids:
@@ -205,6 +210,28 @@ def prepare(config: BiEncoderTrainConfig) -> Prepared:
         groups, prepared.filter_report = filter_groups(config, coll, groups)
         prepared.groups = groups
     return prepared
+
+
+def _training_labels(config: BiEncoderTrainConfig, coll: Any) -> tuple[Any, Any]:
+    """The split's queries and judgements, or those of ``--synthetic-queries`` (source document = positive).
+
+    Synthetic queries are how GPL (Wang et al., NAACL 2022) and InPars train retrievers without labels;
+    the same reader and checks as ``rankstack adapt`` (a corrupt file or one made from another corpus
+    is one clear error).
+    """
+    if config.synthetic_queries is None:
+        return coll.queries(config.split), coll.qrels(config.split)
+    from rankstack.synth.records import read_synthetic_queries
+    from rankstack.synth.training import labels_from_synthetic
+
+    path = Path(config.synthetic_queries)
+    if not path.is_file():
+        raise InputError("no such synthetic-queries file", path=path,
+                         fix="write one with 'rankstack generate-queries --collection ... --out FILE'")
+    labels = labels_from_synthetic(read_synthetic_queries(path), coll.documents(), source=path)
+    if labels.dropped:
+        log.info("synthetic queries dropped: %s", labels.dropped)
+    return labels.queries, labels.qrels
 
 
 def filter_groups(config: BiEncoderTrainConfig, coll: Any, groups: list[Any]) -> tuple[list[Any], dict[str, Any]]:

@@ -142,3 +142,43 @@ def test_cli_bad_flag_is_one_line(tiny, capsys):
     code = main(["train", "biencoder", "--collection", str(coll), "--base", str(bert), "--method", "margin-mse"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--teacher" in err[0]
+
+
+def _synthetic(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    from rankstack.synth.records import SyntheticQuery, write_synthetic_queries
+
+    records = [SyntheticQuery(qid=f"s{i}", text=text, doc_id=doc, generator="title", prompt_id="p", seed=0)
+               for i, (text, doc) in enumerate(pairs)]
+    write_synthetic_queries(path, records, append=False, generator="title")
+    return path
+
+
+def test_synthetic_queries_replace_the_judgements(tiny, tmp_path):
+    """--synthetic-queries: the generated (query, source) pairs are the training labels (GPL / InPars)."""
+    from rankstack.recipes.biencoder import prepare
+
+    pairs = [(f"{a} and {b}", f"t{t}d2") for t, (a, b) in enumerate(TOPICS)]
+    path = _synthetic(tmp_path / "q.jsonl", pairs + [pairs[0]])  # a repeat is dropped, not trained on twice
+    config = cfg(tiny, synthetic_queries=path, validation=2, epochs=4)
+    prepared = prepare(config)
+    assert sorted(prepared.train_q + prepared.val_q) == sorted(f"s{i}" for i in range(len(TOPICS)))
+    assert all(g.qid.startswith("s") for g in prepared.groups)
+    assert {prepared.qrels.to_dict()[g.qid].popitem()[0] for g in prepared.groups} <= {f"t{t}d2" for t in
+                                                                                        range(len(TOPICS))}
+    assert path in prepared.inputs  # a save never lands on the queries file
+    outcome = run(config)
+    assert outcome.steps >= 4 and all(np.isfinite(outcome.losses())) and _falls(outcome.losses())
+
+
+def test_synthetic_queries_bad_file_is_one_clear_error(tiny, tmp_path):
+    from rankstack.recipes.biencoder import prepare
+
+    with pytest.raises(InputError, match="no such synthetic-queries file"):
+        prepare(cfg(tiny, synthetic_queries=tmp_path / "missing.jsonl"))
+    other = _synthetic(tmp_path / "other.jsonl", [("cats purr", "elsewhere")])
+    with pytest.raises(InputError, match="does not have"):
+        prepare(cfg(tiny, synthetic_queries=other))
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"format": "rankstack.synthetic-queries", "version": 1}\n{"qid": "s1", "text": \n')
+    with pytest.raises(InputError):
+        prepare(cfg(tiny, synthetic_queries=broken))
