@@ -265,7 +265,7 @@ def run(config: AdaptConfig, *, progress: bool | None = True, backend: Any = Non
 
     gen = synthetic_queries(config, collection, progress=progress, backend=backend)
     t_gen = time.perf_counter()
-    prepared = build_training_data(config, collection, gen.records, source=gen.path)
+    prepared = build_training_data(config, collection, gen.records, source=gen.path, progress=progress)
     t_mine = time.perf_counter()
     info = {"adapt": {"config": to_dict(config), "generation": gen.summary(), "labels": prepared.summary()}}
     train_report = reranker.run(reranker_cfg, progress=progress, data=prepared.data, loss=prepared.loss,

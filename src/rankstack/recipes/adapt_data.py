@@ -106,7 +106,7 @@ def _first_stage_runs(config: Any, collection: Any, queries: Any) -> dict[str, A
 
 
 def build_training_data(config: Any, collection: Any, records: Sequence[SyntheticQuery],
-                        source: str | Path | None = None) -> Prepared:
+                        source: str | Path | None = None, progress: bool | None = False) -> Prepared:
     """Labels from ``records`` (source document = positive), a held-back slice, mined negatives, groups.
 
     ``config`` is an :class:`~rankstack.recipes.adapt.AdaptConfig`. Real judgements of
@@ -148,11 +148,12 @@ def build_training_data(config: Any, collection: Any, records: Sequence[Syntheti
     data = TrainingData(queries=queries, qrels=qrels, train_q=train_q, val_q=val_q, fs_run=runs["bm25"],
                         groups=groups, trainer_epochs=config.epochs)
     view = PositiveTexts(collection, own_texts) if own_texts else collection
-    loss, after = _gpl(config, view, queries) if config.teacher else (None, None)
+    loss, after = _gpl(config, view, queries, progress=bool(progress)) if config.teacher else (None, None)
     return Prepared(labels, data, loss, after, synthetic_train, real, negatives, view, len(own_texts))
 
 
-def _gpl(config: Any, collection: Any, queries: Any) -> tuple[Any, Callable[[list[Any]], list[Any]]]:
+def _gpl(config: Any, collection: Any, queries: Any,
+         progress: bool = False) -> tuple[Any, Callable[[list[Any]], list[Any]]]:
     """GPL (Wang et al. 2022): the teacher scores every group item after the false-negative filter."""
     from rankstack.recipes.reranker import loss_spec
     from rankstack.recipes.reranker_data import DistillationMix, attach_teacher_scores
@@ -160,7 +161,7 @@ def _gpl(config: Any, collection: Any, queries: Any) -> tuple[Any, Callable[[lis
     from rankstack.synth.training import teacher_run
 
     teacher = CrossEncoderReranker(config.teacher, documents=collection, precision=config.precision,
-                                   threads=config.threads)
+                                   threads=config.threads, progress=progress)
     loss = DistillationMix(loss_spec(config.loss), config.gpl_weight, kd="margin_mse")
 
     def attach(groups: list[Any]) -> list[Any]:
