@@ -13,6 +13,13 @@ adapted reranker over BM25's top 100 and over the hybrid's top 100 (`rankstack r
 and fused with its first stage by RRF (k=60, `fuse_runs` on the two run files); optionally a zero-shot reranker (the scifact-trained cross-encoder) the same way;
 finally `rankstack evaluate` with paired tests against BM25 and against the hybrid. Outputs go to
 --out (default .cache/adapt_bench/<collection>); a summary JSON lists every command with its wall time.
+
+With --retriever-queries FILE (a synthetic-queries JSONL, e.g. the one `adapt` generated), the
+bi-encoder is adapted too: `rankstack train biencoder --synthetic-queries FILE` (InfoNCE, BM25
+negatives), then its dense run and RRF(BM25, adapted dense) join the comparison:
+
+    python benchmarks/bench_adapt.py --collection cranfield --generators llm-instruct --tag labelfree \
+        --out .cache/adapt_bench/cranfield-labelfree --retriever-queries QUERIES.jsonl
 """
 
 from __future__ import annotations
@@ -66,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--models", type=Path, default=Path(".cache/models"))
+    p.add_argument("--retriever-queries", type=Path, default=None,
+                   help="also adapt the bi-encoder on this synthetic-queries JSONL (see above)")
+    p.add_argument("--retriever-args", default="--method infonce --negatives bm25 --n-negatives 1 --epochs 3 "
+                   "--batch-size 16 --lr 2e-5 --validation 30 --val-depth 20 --threads 2 --time-budget 10",
+                   help="flags of 'rankstack train biencoder'")
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args(argv)
     coll, k = args.collection, str(args.k)
@@ -100,6 +112,16 @@ def main(argv: list[str] | None = None) -> int:
             fused = out / f"{name}-{first}-rrf.run"
             if not args.dry_run and not fused.exists():
                 fuse_file(runs[first], run, fused)
+    if args.retriever_queries is not None:
+        bi = args.models / (f"adapt-{coll}-bi" + (f"-{args.tag}" if args.tag else ""))
+        if not (bi / "manifest.json").exists():
+            sh([BIN, "train", "biencoder", "--collection", coll, "--synthetic-queries", str(args.retriever_queries),
+                "--out", str(bi)] + shlex.split(args.retriever_args), log, args.dry_run)
+        for name, spec in (("dense", f"dense(encoder='{bi}')"), ("hybrid", f"fuse(bm25, dense(encoder='{bi}'), "
+                                                                          "method=rrf)")):
+            run = out / f"{bi.name}-{name}.run"
+            if not run.exists():
+                sh([BIN, "retrieve", *base, "--retriever", spec, "-k", k, "--out", str(run)], log, args.dry_run)
     # every run in the folder, so variants from earlier invocations are compared in the same tests
     mine = {str(out / f"{n}-{f}{s}.run") for n in rerankers for f in args.first_stages for s in ("", "-rrf")}
     all_runs = [str(runs["bm25"]), str(runs["hybrid"])] + sorted(
