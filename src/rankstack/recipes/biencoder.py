@@ -228,7 +228,12 @@ def _training_labels(config: BiEncoderTrainConfig, coll: Any) -> tuple[Any, Any]
     if not path.is_file():
         raise InputError("no such synthetic-queries file", path=path,
                          fix="write one with 'rankstack generate-queries --collection ... --out FILE'")
-    labels = labels_from_synthetic(read_synthetic_queries(path), coll.documents(), source=path)
+    records = read_synthetic_queries(path)
+    labels = labels_from_synthetic(records, coll.documents(), source=path)
+    if "ict" in labels.generators:
+        log.warning("%s: %d ICT queries are sentences of their positive document, which the bi-encoder sees "
+                    "whole: it can learn to spot the copied sentence; LLM queries (--generator llm-instruct) "
+                    "do not have this problem", path, labels.generators["ict"])
     if labels.dropped:
         log.info("synthetic queries dropped: %s", labels.dropped)
     return labels.queries, labels.qrels
