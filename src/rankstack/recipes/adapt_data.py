@@ -154,10 +154,18 @@ def build_training_data(config: Any, collection: Any, records: Sequence[Syntheti
 
 def _gpl(config: Any, collection: Any, queries: Any,
          progress: bool = False) -> tuple[Any, Callable[[list[Any]], list[Any]]]:
-    """GPL (Wang et al. 2022): the teacher scores every group item after the false-negative filter."""
+    """GPL (Wang et al. 2022): the teacher scores every group item after the false-negative filter.
+
+    The scores are cached by content (teacher fingerprint, precision, max length, the pairs' texts:
+    :func:`~rankstack.recipes.student_teacher.cached_teacher_scores`), so a re-run over the same pairs
+    (another base model, e.g. a smaller student, or another learning rate) does not pay minutes of
+    teacher scoring again.
+    """
     from rankstack.recipes.reranker import loss_spec
     from rankstack.recipes.reranker_data import DistillationMix, attach_teacher_scores
+    from rankstack.recipes.student_teacher import cached_teacher_scores
     from rankstack.rerank.cross_encoder import CrossEncoderReranker
+    from rankstack.storage import fingerprint
     from rankstack.synth.training import teacher_run
 
     teacher = CrossEncoderReranker(config.teacher, documents=collection, precision=config.precision,
@@ -169,7 +177,12 @@ def _gpl(config: Any, collection: Any, queries: Any,
         for g in groups:
             candidates.setdefault(g.qid, []).extend(g.docids)
         log.info("GPL: teacher %s scores %d pairs", config.teacher, sum(len(g) for g in groups))
-        run = teacher_run(teacher.score, queries, candidates, collection.doc_texts)
+        teacher_fp = fingerprint(config.teacher)
+
+        def score(q: list[str], d: list[str]) -> Any:
+            return cached_teacher_scores(teacher, teacher_fp, q, d, config.cache_dir)[0]
+
+        run = teacher_run(score, queries, candidates, collection.doc_texts)
         return attach_teacher_scores(groups, run)
 
     return loss, attach

@@ -111,10 +111,18 @@ def test_adapt_mixes_real_judgements_and_trains_gpl_with_a_teacher(tiny_bert, tm
     from rankstack.recipes import adapt
 
     coll = write_collection(tmp_path / "c")
-    report = adapt.run(config(coll, tmp_path / "m", tiny_bert, synthetic(coll, tmp_path / "q.jsonl"),
-                              real_split="train", teacher=str(tiny_bert), gpl_weight=0.5, max_docs=36),
-                       progress=False)
+    cfg = config(coll, tmp_path / "m", tiny_bert, synthetic(coll, tmp_path / "q.jsonl"), real_split="train",
+                 teacher=str(tiny_bert), gpl_weight=0.5, max_docs=36, cache_dir=tmp_path / "cache")
+    report = adapt.run(cfg, progress=False)
     assert report.real_queries == 12 and report.train_queries == 30 and report.gpl
+    cached = list((tmp_path / "cache" / "teacher_scores").iterdir())  # the teacher's scores, cached by content
+    assert len(cached) == 1
+    stamp = (cached[0] / "scores.npy").stat().st_mtime_ns
+    import dataclasses
+
+    adapt.run(dataclasses.replace(cfg, overwrite=True), progress=False)  # same pairs: loaded, not re-scored
+    assert list((tmp_path / "cache" / "teacher_scores").iterdir()) == cached
+    assert (cached[0] / "scores.npy").stat().st_mtime_ns == stamp
     trainer = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]["trainer"]
     assert "margin_mse" in json.dumps(trainer)
     history = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]["history"]
