@@ -11,7 +11,7 @@ DATA ?= ../shared/data
 LOCK_ARGS ?=
 
 .PHONY: demo demo-bm25 test install lock bench-bm25 bench-load bench-contract bench-llm bench-lora bench-sparse \
-        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train bench-inference-speed bench-cur-ce bench-train-ab clean
+        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train bench-inference-speed bench-cur-ce bench-train-ab bench-student-synth clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,23 @@ bench-train-ab: $(STAMP)
 bench-student: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_student.py effectiveness --models $(CE_MODEL) $(CE_MODEL)-l2 --depth 100
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_student.py speed --teacher $(CE_MODEL) --students $(CE_MODEL)-l2
+# student run 3 (759 real queries), then run 4 (+ ICT queries of every abstract, GPL through adapt), then both
+# measured (benchmarks/student.md); the teacher is .cache/models/ce-scifact-v2 (benchmarks/inference.md)
+STUDENT_TEACHER = .cache/models/ce-scifact-v2
+bench-student-synth: $(STAMP)
+	[ -f $(STUDENT_TEACHER)-l2c/manifest.json ] || RANKSTACK_DATA=$(DATA) $(VENV)/bin/rankstack -v train student \
+	    --teacher $(STUDENT_TEACHER) --layers 2 --collection scifact --kd-loss margin_mse --validation 50 \
+	    --validation-depth 20 --epochs 6 --batch-size 4 --grad-accum 1 --lr 3e-4 --threads 2 --attention-dropout 0 \
+	    --fused-optimizer --bucket --patience 3 --time-budget 24 --out $(STUDENT_TEACHER)-l2c
+	[ -f $(STUDENT_TEACHER)-l2-synth/manifest.json ] || RANKSTACK_DATA=$(DATA) $(VENV)/bin/rankstack -v adapt \
+	    --collection scifact --generator ict --max-docs 5183 --real-split train --base-model $(STUDENT_TEACHER)-l2c \
+	    --teacher $(STUDENT_TEACHER) --gpl-weight 1 --negatives bm25 --fn-filter none --heldout 50 --batch-size 4 \
+	    --grad-accum 1 --lr 3e-4 --epochs 2 --validate-every 400 --patience 10 --time-budget 25 --threads 2 \
+	    --attention-dropout 0 --out $(STUDENT_TEACHER)-l2-synth
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_student.py effectiveness --models $(STUDENT_TEACHER) \
+	    $(STUDENT_TEACHER)-l2c $(STUDENT_TEACHER)-l2-synth --depth 100 --precision bf16-weights
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_student.py speed --teacher $(STUDENT_TEACHER) \
+	    --students $(STUDENT_TEACHER)-l2-synth --queries 20 --depth 20 --rounds 5 --threads 2
 bench-cur: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_cur.py proxy --anchors 50 --tests 300
 # the trained CE (cur.md, 2026-12-03): over BM25's top 100 + the pooled sub-corpus, then the whole corpus (~35 min)
@@ -127,6 +144,17 @@ bench-adapt: $(STAMP)
 	    --generators $$g --k 30 --first-stages bm25 hybrid --out .cache/adapt_bench/scifact-labelfree --tag labelfree \
 	    --rerank-args "$(RERANK_ARGS)" --adapt-args "--threads 2 --attention-dropout 0 $$( [ $$g = ict ] && \
 	    echo --time-budget 15 || echo --max-docs 600 --generation-budget 10 --heldout 20 --time-budget 10)" || exit 1; done
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection cisi --generators llm-instruct --k 30 \
+	    --first-stages bm25 hybrid --out .cache/adapt_bench/cisi-labelfree --tag labelfree --rerank-args "$(RERANK_ARGS)" \
+	    --adapt-args "--threads 2 --attention-dropout 0 --max-docs 600 --generation-budget 10 --heldout 20 --time-budget 10"
+	for c in cranfield cisi; do RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_adapt.py --collection $$c \
+	    --generators llm-instruct --k 30 --first-stages bm25 hybrid --out .cache/adapt_bench/$$c-labelfree --tag labelfree \
+	    --rerank-args "$(RERANK_ARGS)" --adapt-args "--threads 2" --retriever-queries $$(ls -d \
+	        .cache/rankstack/adapt/$$c-*/queries.jsonl | xargs grep -l '"llm-instruct"' | head -1) || exit 1; done
+	for c in cranfield cisi scifact; do RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_scifact_stack.py --collection $$c \
+	    --adore none --ce adapted=.cache/adapt_bench/$$c-labelfree/adapt-llm-instruct-uniform-labelfree-bm25.run \
+	    --run hybrid=.cache/adapt_bench/$$c-labelfree/hybrid.run --baseline bm25 --baseline hybrid \
+	    --json benchmarks/adapt_results/$$c-labelfree/stack.json || exit 1; done
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_scifact_stack.py \
 	    --ce adapted=.cache/adapt_bench/scifact/adapt-ict-uniform-train-fromce-bm25.run \
 	    --ce-scores trainonly=.cache/rerank_bench/scores/ce-scifact-v2-scifact-fp32.json --adore .cache/models/bi-adore \
