@@ -176,6 +176,7 @@ class AdaptReport:
     stopped_by_budget: bool
     queries_file: str
     generation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    base_model: str = "minilm"
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "warning": self.warning}
@@ -205,10 +206,10 @@ class AdaptReport:
         if held is None or base is None or held >= 0.5 * base:
             return None
         return (f"the adapted reranker ranks the held-back synthetic queries' sources far below BM25 (RR@10 "
-                f"{held:.4f} vs {base:.4f}): it has not learned to rank; do not use it alone. Start from a trained "
-                "cross-encoder (--base-model DIR), train on LLM queries (--generator llm-instruct: 0.61 vs 0.26 "
-                "nDCG@10 on scifact from the fresh head, benchmarks/adapt.md) or give training more time "
-                "(--time-budget)")
+                f"{held:.4f} vs {base:.4f}): it has not learned to rank; do not use it alone. "
+                + ("Start from a trained cross-encoder (--base-model DIR), t" if self.base_model == "minilm" else "T")
+                + "rain on LLM queries (--generator llm-instruct: 0.61 vs 0.26 nDCG@10 on scifact from the fresh "
+                "head, benchmarks/adapt.md) or give training more time (--time-budget)")
 
 
 def _reranker_config(cfg: AdaptConfig) -> Any:
@@ -281,7 +282,7 @@ def run(config: AdaptConfig, *, progress: bool | None = True, backend: Any = Non
         steps=train_report.steps, fn_filter=train_report.filter_report, gpl=config.teacher is not None,
         generation_seconds=gen.seconds, mining_seconds=t_mine - t_gen, training_seconds=t_train - t_mine,
         total_seconds=time.perf_counter() - t0, heldout=held, stopped_by_budget=train_report.stopped_by_budget,
-        queries_file=str(gen.path), generation=gen.summary())
+        queries_file=str(gen.path), generation=gen.summary(), base_model=config.base_model)
     if report.warning is not None:
         log.warning("%s", report.warning)
     atomic_write_text(report_file, json.dumps(report.to_dict(), indent=2) + "\n", inputs=inputs, kind="json")

@@ -274,8 +274,8 @@ def test_adapt_default_work_folder_is_keyed_by_the_generation_settings(tmp_path)
 def test_report_warns_when_the_model_has_not_learned_to_rank():
     from rankstack.recipes.adapt import AdaptReport
 
-    def report(adapted: float) -> AdaptReport:
-        return AdaptReport(model_dir="m", collection="c", generator="ict", selection="uniform", documents=10,
+    def report(adapted: float, base_model: str = "minilm") -> AdaptReport:
+        return AdaptReport(base_model=base_model, model_dir="m", collection="c", generator="ict", selection="uniform", documents=10,
                            empty_documents=0, generated=10, kept_by_filter={}, dropped={}, train_queries=8,
                            real_queries=0, heldout_queries=2, groups=8, steps=3, fn_filter=None, gpl=False,
                            generation_seconds=1.0, mining_seconds=1.0, training_seconds=1.0, total_seconds=3.0,
@@ -286,3 +286,5 @@ def test_report_warns_when_the_model_has_not_learned_to_rank():
     assert weak.warning is not None and "has not learned to rank" in weak.warning and "--base-model" in weak.warning
     assert weak.to_text().splitlines()[-1].startswith("warning: ") and weak.to_dict()["warning"] == weak.warning
     assert fine.warning is None and "warning" not in fine.to_text() and fine.to_dict()["warning"] is None
+    started = report(0.23, base_model="models/student")  # already from a trained model: not told to start from one
+    assert started.warning is not None and "--base-model" not in started.warning and "Train on LLM" in started.warning
