@@ -275,7 +275,8 @@ def test_report_warns_when_the_model_has_not_learned_to_rank():
     from rankstack.recipes.adapt import AdaptReport
 
     def report(adapted: float, base_model: str = "minilm") -> AdaptReport:
-        return AdaptReport(base_model=base_model, model_dir="m", collection="c", generator="ict", selection="uniform", documents=10,
+        return AdaptReport(base_model=base_model, model_dir="m", collection="c", generator="ict", selection="uniform",
+                           documents=10,
                            empty_documents=0, generated=10, kept_by_filter={}, dropped={}, train_queries=8,
                            real_queries=0, heldout_queries=2, groups=8, steps=3, fn_filter=None, gpl=False,
                            generation_seconds=1.0, mining_seconds=1.0, training_seconds=1.0, total_seconds=3.0,
