@@ -4,7 +4,7 @@ Why measure: the fastest path (fp32, bf16, torch int8, ONNX Runtime fp32/int8) d
 families and even between loads of one machine, and reading CPU flags cannot say by how much. So a
 calibration runs every candidate path on the same few hundred inputs (interleaved rounds, best rate
 of each: the machine is shared), and keeps the **fastest path whose scores correlate with fp32's
-(Pearson on the raw scores, >= 0.999 by default; the encoder uses 0.97, see
+(Pearson on the raw scores, >= 0.999 by default; the encoder uses 0.98, see
 :mod:`rankstack.encode.encoder_calibration`)** and, when a quality function is given (nDCG@10 on
 judged held-out queries), **whose quality is within 0.002 of fp32's**. fp32 always qualifies, so
 there is always an answer.

@@ -101,3 +101,24 @@ def test_decision_key_depends_on_cpu_threads_and_extra(monkeypatch):
     assert k != cal.decision_key("reranker", "other-model", 2, max_length=192)
     monkeypatch.setattr(cal, "cpu_signature", lambda: {"model": "AMD EPYC", "flags": ["avx2", "fma"]})
     assert k != cal.decision_key("reranker", "fp", 2, max_length=192)
+
+
+def _with_pearson(target: float) -> np.ndarray:
+    """REF plus seeded noise scaled so that Pearson(REF, result) is ``target`` (to ~1e-6)."""
+    noise = np.random.default_rng(1).normal(size=REF.shape)
+    noise -= noise.mean() + (noise @ (REF - REF.mean())) / ((REF - REF.mean()) @ (REF - REF.mean())) * (REF - REF.mean())
+    scale = REF.std() * np.sqrt(1 / target**2 - 1) / noise.std()
+    return REF + scale * noise
+
+
+@pytest.mark.parametrize("pearson, chosen", [(0.970, "fp32"), (0.975, "fp32"), (0.985, "onnx-int8")])
+def test_encoder_threshold_keeps_the_measured_lossy_int8_out(clock, pearson, chosen):
+    """The encoder's default cut-off must reject the pseudo-text Pearson of MiniLM's ONNX int8 on the AVX2
+    AMD EPYC (0.970, scifact nDCG@10 -0.0035: outside the 0.002 band) and on the Intel Xeon (0.975)."""
+    from rankstack.encode.encoder_calibration import MIN_CORRELATION
+
+    scores = _with_pearson(pearson)
+    assert np.corrcoef(scores, REF)[0, 1] == pytest.approx(pearson, abs=1e-6)
+    runners = {"fp32": runner(clock, 1.0, REF), "onnx-int8": runner(clock, 0.5, scores)}
+    d = cal.calibrate("encoder", "k", runners, items=10, min_correlation=MIN_CORRELATION)
+    assert d.path == chosen
