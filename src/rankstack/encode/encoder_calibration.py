@@ -3,8 +3,9 @@
 Why: see :mod:`rankstack.encode.calibrate` -- the fastest of fp32 / bf16 / torch int8 / ONNX Runtime
 fp32 / int8 depends on the CPU. An encoder's output that matters is the query-document similarity, so
 the score compared with fp32 is the cosine of every (query, document) pair of a calibration set
-(Pearson >= 0.999 on those similarities). The calibration set is built here, deterministically, from
-the model's own vocabulary (hand-written because the encoder has no corpus at construction time):
+(Pearson >= ``MIN_CORRELATION`` on those similarities, see below). The calibration set is built here,
+deterministically, from the model's own vocabulary (hand-written because the encoder has no corpus at
+construction time):
 ``docs`` texts of ~``doc_tokens`` word pieces (document-length inputs decide the speed) and ``queries``
 short ones. The decision is cached per encoder id (weights, max length), CPU, threads and batch size.
 
@@ -13,7 +14,8 @@ spread their similarities narrowly, which exaggerates int8 noise, so 0.999 rejec
 the pseudo-text Pearson barely separates an int8 path that keeps nDCG@10 from one that does not: ONNX int8
 of MiniLM reached 0.975 on the Intel AMX Xeon and moved scifact nDCG@10 by -0.0010 (inside the +-0.002
 band), and 0.970 on an AVX2-only AMD EPYC (no VNNI: ``vpmaddubsw`` products) and moved it by -0.0035
-(outside; benchmarks/inference.md, AMD section). torch int8 reached 0.933-0.935 and left the band too.
+(outside; benchmarks/inference.md, AMD section). torch int8 reached 0.933 on the Xeon (nDCG@10 +0.0036,
+outside the band) and 0.935 on the AMD EPYC.
 0.97 (the first cut-off, set from the Intel point alone) let the AMD int8 path through, a silent quality
 loss; 0.98 keeps int8 out on both CPUs, so ``calibrate`` chooses among the paths that keep fp32's
 similarities (bf16 where native, ONNX Runtime fp32) and int8 stays an explicit choice

@@ -106,7 +106,8 @@ def test_decision_key_depends_on_cpu_threads_and_extra(monkeypatch):
 def _with_pearson(target: float) -> np.ndarray:
     """REF plus seeded noise scaled so that Pearson(REF, result) is ``target`` (to ~1e-6)."""
     noise = np.random.default_rng(1).normal(size=REF.shape)
-    noise -= noise.mean() + (noise @ (REF - REF.mean())) / ((REF - REF.mean()) @ (REF - REF.mean())) * (REF - REF.mean())
+    centred = REF - REF.mean()
+    noise -= noise.mean() + (noise @ centred) / (centred @ centred) * centred  # uncorrelated with REF
     scale = REF.std() * np.sqrt(1 / target**2 - 1) / noise.std()
     return REF + scale * noise
 
