@@ -11,7 +11,7 @@ DATA ?= ../shared/data
 LOCK_ARGS ?=
 
 .PHONY: demo demo-bm25 test install lock bench-bm25 bench-load bench-contract bench-llm bench-lora bench-sparse \
-        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train bench-inference-speed bench-cur-ce bench-train-ab bench-student-synth clean
+        bench-colbert bench-robust bench-scale bench-biencoder bench-biencoder-train bench-inference-speed bench-ceiling bench-cur-ce bench-train-ab bench-student-synth clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-inference: $(STAMP)
 	    --threads 1 --paths fp32 bf16-weights torch-int8 onnx-fp32 onnx-int8
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_encode.py --collection scifact --timing-docs 48 --rounds 3 --threads 1 \
 	    --quality-docs 600 --backends torch-fp32,torch-bf16,torch-int8,onnx-int8
+# the CPU's arithmetic ceiling for MiniLM: the most any fp32 / bf16 / int8 path can gain over the peers
+bench-ceiling: $(STAMP)
+	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_ceiling.py --threads 2 --rounds 5
 bench-inference-speed: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(PY) benchmarks/bench_rerank.py speed --model $(CE_MODEL) --queries 30 --depth 20 --rounds 9 \
 	    --threads 2 --batch-sizes 16 32 --paths bf16-weights --compile
