@@ -34,7 +34,7 @@ demo-bm25: $(STAMP)
 	RANKSTACK_DATA=$(DATA) $(VENV)/bin/rankstack evaluate --collection scifact --split test out/scifact-bm25.run -m nDCG@10 -m AP -m R@100 -m RR@10 -m P@5
 
 test: $(STAMP)
-	RANKSTACK_DATA=$(DATA) $(PY) -m pytest -q -p no:cacheprovider
+	RANKSTACK_DATA=$(DATA) $(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 # A trained cross-encoder (README: rankstack train reranker ... --out .cache/models/ce-scifact-v2).
 CE_MODEL ?= .cache/models/ce-scifact-v2
