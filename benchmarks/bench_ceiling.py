@@ -48,21 +48,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def interleaved_best(tasks: dict[str, object], rounds: int) -> dict[str, float]:
+def interleaved_best(tasks: dict[str, object], rounds: int, once: set[str] = frozenset()) -> dict[str, float]:
     """Seconds per task: one warm-up call each, then ``rounds`` rounds calling every task in turn; the fastest
     call of each is kept. Interleaving puts the peaks and the peers under the same conditions, and the
-    fastest call is the one least slowed by other processes (noise only ever adds time); a task whose
-    warm-up takes > 5 s (an emulated precision) is timed once more, not every round."""
+    fastest call is the one least slowed by other processes (noise only ever adds time). Tasks in ``once``
+    (an emulated precision, ~100x slower) are timed in the first round only."""
     best: dict[str, float] = {}
-    slow = set()
-    for name, fn in tasks.items():
-        t = time.perf_counter()
+    for fn in tasks.values():
         fn()
-        if time.perf_counter() - t > 5:
-            slow.add(name)
     for rnd in range(rounds):
         for name, fn in tasks.items():
-            if name in slow and rnd > 0:
+            if name in once and rnd > 0:
                 continue
             t = time.perf_counter()
             fn()
@@ -231,7 +227,10 @@ def main() -> None:
                 train_pass, 3 * useful_flops(pair_len[:n_train], layers, h, i), n_train, "pairs"),
         }
         tasks.update({name: spec[0] for name, spec in peer_tasks.items()})
-        seconds = interleaved_best(tasks, args.rounds)
+        from rankstack.hardware import bf16_support
+
+        emulated = set() if bf16_support()[0] else {name for name in tasks if name.startswith("bf16")}
+        seconds = interleaved_best(tasks, args.rounds, once=emulated)
     peaks = {name: gemm_flops * tasks[name].repeats / seconds[name] / 1e9 for name in tasks if name not in peer_tasks}
     for name, rate in peaks.items():
         print(f"peak {name:38s} {rate:7.1f} GFLOP/s", flush=True)
