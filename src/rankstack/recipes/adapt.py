@@ -84,6 +84,8 @@ class AdaptConfig:
     attention_dropout: float | None = option(None, help="attention-probability dropout while training (none: the "
                                                         "model's; 0 lets torch run fused attention, ~1.4x with "
                                                         "--fused-optimizer, benchmarks/training.md)")
+    first_score_in_input: bool = option(False, help="BM25's score in the model input (Askari et al., ECIR 2023; see "
+                                                    "'rankstack train reranker --help')")
     seed: int = option(0, help="seeds selection, generation, the held-back split, negatives and training")
     work_dir: Path | None = option(None, help="where generated queries are kept (none: under --cache-dir, keyed "
                                               "by the generation settings, so a re-run resumes)")
@@ -224,7 +226,8 @@ def _reranker_config(cfg: AdaptConfig) -> Any:
         batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr, max_length=cfg.max_length,
         precision=cfg.precision, threads=cfg.threads, seed=cfg.seed, fn_filter=cfg.fn_filter,
         fused_optimizer=cfg.fused_optimizer, attention_dropout=cfg.attention_dropout,
-        time_budget_minutes=cfg.time_budget_minutes, cache_dir=cfg.cache_dir)
+        time_budget_minutes=cfg.time_budget_minutes, cache_dir=cfg.cache_dir,
+        first_score_in_input=cfg.first_score_in_input)
 
 
 def _check_corpus(collection: Any) -> tuple[int, int]:

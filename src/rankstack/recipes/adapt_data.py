@@ -146,7 +146,8 @@ def build_training_data(config: Any, collection: Any, records: Sequence[Syntheti
     log.info("%d synthetic (+%d real) training queries, %d held back, %d groups", synthetic_train, real,
              len(val_q), len(groups))
     data = TrainingData(queries=queries, qrels=qrels, train_q=train_q, val_q=val_q, fs_run=runs["bm25"],
-                        groups=groups, trainer_epochs=config.epochs)
+                        groups=groups, trainer_epochs=config.epochs,
+                        fs_depth=max(config.negative_depth, HELDOUT_DEPTH))
     view = PositiveTexts(collection, own_texts) if own_texts else collection
     loss, after = _gpl(config, view, queries, progress=bool(progress)) if config.teacher else (None, None)
     return Prepared(labels, data, loss, after, synthetic_train, real, negatives, view, len(own_texts))

@@ -100,6 +100,10 @@ class RerankerTrainConfig:
                                                         "model's, 0.1 for MiniLM; 0 lets torch run fused attention)")
     freeze_layers: int = option(0, help="freeze the embeddings and this many bottom transformer blocks (no gradient, "
                                         "no optimiser state: their backward pass is skipped; Lee et al., 2019)")
+    first_score_in_input: bool = option(False, help="write the first stage's score into the model input, between "
+                                                    "query and document (Askari et al., ECIR 2023), min-max normalised "
+                                                    "over the first stage's top max(--negative-depth, "
+                                                    "--validation-depth), the depth the model then expects")
     checkpoint_dir: Path | None = option(None, help="also keep the trainer's best checkpoint there")
     report: Path | None = option(None, help="write the training report as JSON")
     cache_dir: Path | None = option(Path(".cache/rankstack"), help="where indexes and stage outputs are cached "
@@ -127,6 +131,9 @@ class RerankerTrainConfig:
             lora_settings(self)  # a bad rank, alpha, dropout or target list fails here too
         elif self.lora_merge:
             raise InputError("--lora-merge needs --lora-rank", fix="add --lora-rank 8, or drop --lora-merge")
+        if self.first_score_in_input and self.lora_rank is not None and not self.lora_merge:
+            raise InputError("--first-score-in-input is recorded in a full model's manifest, not in a LoRA adapter",
+                             fix="add --lora-merge, or drop --first-score-in-input")
 
 
 def lora_settings(cfg: Any, head: tuple[str, ...] = ()) -> Any:
@@ -201,7 +208,7 @@ def run(config: RerankerTrainConfig, *, progress: bool | None = True, data: Any 
     """
     from rankstack.data.beir import Collection
     from rankstack.hardware import torch_threads
-    from rankstack.recipes.reranker_fit import prepare, train
+    from rankstack.recipes.reranker_fit import first_score_depth, prepare, train
     from rankstack.rerank.cross_encoder import KIND, save_cross_encoder
     from rankstack.storage import atomic_write_text, check_output_file, check_output_folder
     from rankstack.train.checkpoint import CHECKPOINT_KIND
@@ -245,7 +252,9 @@ def run(config: RerankerTrainConfig, *, progress: bool | None = True, data: Any 
     else:
         model = fitted.model.merge_and_unload() if config.lora_rank is not None else fitted.model
         save_cross_encoder(model, fitted.tokenizer, config.out, max_length=config.max_length,
-                           base_model=fitted.base_model, training=training, overwrite=config.overwrite)
+                           base_model=fitted.base_model, training=training, overwrite=config.overwrite,
+                           first_score_in_input=config.first_score_in_input,
+                           first_score_depth=first_score_depth(data) if config.first_score_in_input else None)
     if config.report is not None:
         import json
 
@@ -256,12 +265,14 @@ def run(config: RerankerTrainConfig, *, progress: bool | None = True, data: Any 
 
 def export_checkpoint(checkpoint_dir: str | Path, out: str | Path, base_model: str = "minilm",
                       max_length: int = 192, training: dict[str, Any] | None = None, *,
-                      overwrite: bool = False) -> dict:
+                      overwrite: bool = False, first_score_in_input: bool = False,
+                      first_score_depth: int | None = None) -> dict:
     """Turn a Trainer checkpoint of a reranker (e.g. from an interrupted run) into a model folder.
 
     The checkpoint's weights are verified (manifest checksums), loaded into ``base_model``'s
     architecture and saved like :func:`run` saves, so ``rankstack rerank`` and
-    ``sentence_transformers.CrossEncoder`` load it.
+    ``sentence_transformers.CrossEncoder`` load it. ``first_score_in_input`` and ``first_score_depth``:
+    as the run was trained (see :func:`~rankstack.rerank.cross_encoder.save_cross_encoder`).
     """
     from rankstack.recipes.reranker_data import PairListModel
     from rankstack.rerank.cross_encoder import CrossEncoderReranker, save_cross_encoder
@@ -273,5 +284,6 @@ def export_checkpoint(checkpoint_dir: str | Path, out: str | Path, base_model: s
             "checkpoint": {k: manifest.get(k) for k in ("step", "epoch", "validation")},
             "history": read_history(checkpoint_dir), **(training or {})}
     return save_cross_encoder(base.model, base.tokenizer, out, max_length=max_length,
-                              base_model=base.base_model, training=info, overwrite=overwrite)
+                              base_model=base.base_model, training=info, overwrite=overwrite,
+                              first_score_in_input=first_score_in_input, first_score_depth=first_score_depth)
 

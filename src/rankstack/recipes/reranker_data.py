@@ -25,6 +25,7 @@ import numpy as np
 
 from rankstack import normalize
 from rankstack.errors import InputError
+from rankstack.rerank.base import query_with_first_score
 from rankstack.train.curriculum import Curriculum, group_easiness
 from rankstack.types import Qrels, Queries, Run
 
@@ -123,13 +124,17 @@ class PairCollator:
     ``inputs`` holds the tokenised real pairs and their flat positions in ``[B, L]``. With a
     :class:`Curriculum`, each group's weights are multiplied by its curriculum weight at the current
     step; ``step_fn()`` returns the current optimisation step (default: the number of batches
-    collated so far) and ``total_steps`` the planned total.
+    collated so far) and ``total_steps`` the planned total. ``first_score_in_input``: each pair's query
+    text carries the item's first-stage score (``Group.first_scores``), written as the reranker writes
+    it at inference (:func:`rankstack.rerank.base.query_with_first_score`).
     """
 
     def __init__(self, tokenizer: Any, doc_texts: Callable[[Sequence[str]], list[str]], max_length: int = 192,
                  curriculum: Curriculum | None = None, total_steps: int | None = None,
-                 step_fn: Callable[[], int] | None = None) -> None:
+                 step_fn: Callable[[], int] | None = None, first_score_in_input: bool = False) -> None:
         self.tokenizer, self.doc_texts, self.max_length = tokenizer, doc_texts, max_length
+        self.first_score_in_input = first_score_in_input
+        self.separator = getattr(tokenizer, "sep_token", None) or "|"
         self.curriculum, self.total_steps, self.step_fn = curriculum, total_steps, step_fn
         self.calls = 0
         self.last_curriculum_weights: np.ndarray | None = None
@@ -173,7 +178,10 @@ class PairCollator:
                 labels[b, :n] = torch.tensor(g.labels, dtype=torch.float32)
             weights[b, :n] = torch.tensor(g.weights, dtype=torch.float32)
             mask[b, :n] = True
-            q_texts.extend([g.query] * n)
+            if self.first_score_in_input:
+                q_texts.extend(query_with_first_score(g.query, x, self.separator) for x in g.first_scores)
+            else:
+                q_texts.extend([g.query] * n)
             d_ids.extend(g.docids)
             flat.extend(b * L + j for j in range(n))
         if self.curriculum is not None:
@@ -220,8 +228,10 @@ class RerankValidator:
 
     def __init__(self, model: Any, tokenizer: Any, first_stage: Run, qrels: Qrels, documents: Any,
                  max_length: int = 192, depth: int = 30, measure: str = "nDCG@10", precision: str = "auto",
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, first_score_in_input: bool = False,
+                 first_score_depth: int | None = None) -> None:
         self.model, self.tokenizer = model, tokenizer
+        self.first_score_in_input, self.first_score_depth = first_score_in_input, first_score_depth
         self.first_stage, self.qrels, self.documents = first_stage, qrels, documents
         self.max_length, self.depth, self.measure = max_length, depth, measure
         self.precision, self.batch_size = precision, batch_size
@@ -233,12 +243,17 @@ class RerankValidator:
         inner = getattr(self.model, "model", self.model)  # unwrap PairListModel
         return CrossEncoderReranker(documents=self.documents, max_length=self.max_length,
                                     batch_size=self.batch_size, precision=self.precision, depth=self.depth,
-                                    _module=inner, _tokenizer=self.tokenizer, **kw)
+                                    first_score_in_input=self.first_score_in_input,
+                                    first_score_depth=self.first_score_depth, _module=inner, _tokenizer=self.tokenizer, **kw)
 
     def __call__(self, *_: Any, **__: Any) -> float:
         from rankstack.evaluate import evaluate
 
-        run = self.reranker()(self.first_stage.top_k(self.depth))
+        # With the score in the input, pass the whole first-stage list: the reranker normalises the
+        # scores over its top first_score_depth, as the training groups were (only the top ``depth``
+        # is rescored either way).
+        candidates = self.first_stage if self.first_score_in_input else self.first_stage.top_k(self.depth)
+        run = self.reranker()(candidates)
         value = evaluate(run, self.qrels, [self.measure]).mean[self.measure]
         self.history.append(value)
         log.info("validation %s = %.4f", self.measure, value)

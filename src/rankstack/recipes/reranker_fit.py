@@ -36,6 +36,7 @@ class TrainingData:
     fs_run: Any
     groups: list[Group]
     trainer_epochs: int
+    fs_depth: int | None = None  # the k the first stage was asked for (None: its longest list)
 
 
 @dataclass
@@ -92,7 +93,14 @@ def prepare(cfg: Any, collection: Any) -> TrainingData:
         groups = attach_easiness(groups, cfg.curriculum)
     # The Trainer then makes one pass over all rounds; validate once per original epoch by default.
     trainer_epochs = 1 if cfg.resample_negatives else cfg.epochs
-    return TrainingData(queries, qrels, train_q, val_q, fs_run, groups, trainer_epochs)
+    return TrainingData(queries, qrels, train_q, val_q, fs_run, groups, trainer_epochs, fs_depth=depth)
+
+
+def first_score_depth(data: TrainingData) -> int:
+    """How deep the training groups' first-stage scores were min-max normalised: the first stage's k."""
+    if data.fs_depth is not None:
+        return data.fs_depth
+    return max((len(d) for _, d, _ in data.fs_run.groups()), default=0)
 
 
 def _filter(cfg: Any, collection: Any, groups: list[Group]) -> tuple[list[Group], dict[str, Any] | None]:
@@ -168,12 +176,15 @@ def train(cfg: Any, collection: Any, data: TrainingData, *, progress: bool | Non
     trainer_ref: dict[str, Any] = {}
     collator = PairCollator(tokenizer, collection.doc_texts, cfg.max_length,
                             curriculum=Curriculum(cfg.curriculum_fraction) if cfg.curriculum else None,
-                            total_steps=total_steps, step_fn=lambda: trainer_ref["t"].step)
+                            total_steps=total_steps, step_fn=lambda: trainer_ref["t"].step,
+                            first_score_in_input=getattr(cfg, "first_score_in_input", False))
     validator = None
     if data.val_q:
         validator = RerankValidator(hf_model, tokenizer, data.fs_run.restrict(data.val_q).with_queries(data.queries),
                                     data.qrels.restrict(data.val_q), collection, max_length=cfg.max_length,
-                                    depth=cfg.validation_depth, precision=cfg.precision)
+                                    depth=cfg.validation_depth, precision=cfg.precision,
+                                    first_score_in_input=getattr(cfg, "first_score_in_input", False),
+                                    first_score_depth=first_score_depth(data))
     head = {p: cfg.head_lr_multiplier for p in head_prefixes(model)} if cfg.head_lr_multiplier != 1 else None
     trainer = Trainer(model, loss, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                       epochs=epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size,

@@ -16,6 +16,14 @@ cross-encoder, an LLM or a feature model; a backend only implements
   Nogueira et al., 2019, and Lin et al., "Pretrained Transformers for Text Ranking", 2021);
   ``"rrf"`` is reciprocal rank fusion of the two rankings ("Reciprocal Rank Fusion outperforms
   Condorcet and individual Rank Learning Methods", Cormack et al., SIGIR 2009).
+* ``first_score_in_input``: the first-stage score goes *into* the model's input, as text between
+  the query and the document ("Injecting the BM25 Score as Text Improves BERT-Based Re-rankers",
+  Askari et al., ECIR 2023): the query text becomes ``"<query> <sep> <n>"`` with ``n`` the score
+  min-max normalised over the query's top ``first_score_depth`` candidates (the depth the training
+  groups were normalised over, kept in the model's manifest; a candidate below that top gets 0), as
+  an integer 0-100 (one vocabulary token each in BERT's WordPiece). The paper compares several score
+  representations; we use this per-query one because it needs no collection-wide statistics. A
+  model must be trained with the same input (``rankstack train reranker --first-score-in-input``).
 """
 
 from __future__ import annotations
@@ -33,12 +41,23 @@ from rankstack.errors import InputError
 from rankstack.pipeline.stage import Stage, StageInput, queries_of
 from rankstack.types import Run
 
-__all__ = ["PairScorer", "PreparedPairs", "DocumentSource", "normalise", "combine_scores", "COMBINE_METHODS", "NORMS"]
+__all__ = ["PairScorer", "PreparedPairs", "DocumentSource", "normalise", "combine_scores", "COMBINE_METHODS", "NORMS",
+           "query_with_first_score", "FIRST_SCORE_LEVELS"]
 
 log = logging.getLogger(__name__)
 
 COMBINE_METHODS = (None, "interpolate", "rrf")
 NORMS = ("minmax", "zscore")
+
+FIRST_SCORE_LEVELS = 100  # a normalised first-stage score in [0, 1] is written as an integer 0..100
+
+
+def query_with_first_score(query: str, score: float, separator: str) -> str:
+    """``"<query> <separator> <n>"``: the query text with a [0, 1] first-stage score as an integer
+    0-100 (Askari et al., ECIR 2023). Training and reranking both build their inputs with this."""
+    level = int(round(FIRST_SCORE_LEVELS * min(max(float(score), 0.0), 1.0)))
+    return f"{query} {separator} {level}"
+
 
 # Where document texts come from: a Collection (anything with ``doc_texts(docids)``), a mapping
 # docid -> text, or a function docids -> texts.
@@ -128,7 +147,8 @@ class PairScorer(Stage):
 
     def __init__(self, documents: DocumentSource = None, depth: int | None = 100, batch_size: int = 32,
                  combine: str | None = None, alpha: float = 0.5, norm: str = "zscore", rrf_k: int = 60,
-                 sort_by_length: bool = True, progress: bool = False) -> None:
+                 sort_by_length: bool = True, progress: bool = False, first_score_in_input: bool = False,
+                 first_score_depth: int | None = None) -> None:
         if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
             raise InputError(f"reranker: depth must be a positive integer or None, got {depth!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -153,7 +173,13 @@ class PairScorer(Stage):
         self.rrf_k = rrf_k
         self.sort_by_length = sort_by_length
         self.progress = progress
+        self.first_score_in_input = bool(first_score_in_input)
+        self.first_score_depth = first_score_depth
         self.last_stats: dict[str, Any] = {}
+
+    # Written between the query and its first-stage score (first_score_in_input); a tokenizer-based
+    # backend sets its tokenizer's separator token.
+    score_separator: str = "|"
 
     # backend API ----------------------------------------------------------------------------
     def score_pairs(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
@@ -226,6 +252,13 @@ class PairScorer(Stage):
             raise RuntimeError(f"{type(self).__name__} produced non-finite scores")
         return out
 
+    def _first_scores(self, scores: np.ndarray, n: int) -> np.ndarray:
+        """The first ``n`` of a query's scores, min-max normalised over its top ``first_score_depth``."""
+        top = np.asarray(scores[: self.first_score_depth] if self.first_score_depth else scores, dtype=np.float64)
+        lo, hi = (float(top.min()), float(top.max())) if len(top) else (0.0, 0.0)
+        head = np.asarray(scores[:n], dtype=np.float64)
+        return np.clip((head - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros(len(head))
+
     # the Stage ------------------------------------------------------------------------------
     def doc_texts(self, docids: Sequence[str]) -> list[str]:
         if self._lookup is None:
@@ -242,7 +275,11 @@ class PairScorer(Stage):
         # rows to rescore: the top `depth` of every query
         heads = [(q, d[: self.depth] if self.depth else d, s[: self.depth] if self.depth else s)
                  for q, d, s in groups]
-        pair_q = [queries[q] for q, d, _ in heads for _ in range(len(d))]
+        if self.first_score_in_input:
+            pair_q = [query_with_first_score(queries[q], x, self.score_separator)
+                      for (q, _, s_all), (_, d, _) in zip(groups, heads) for x in self._first_scores(s_all, len(d))]
+        else:
+            pair_q = [queries[q] for q, d, _ in heads for _ in range(len(d))]
         pair_d = self.doc_texts([str(x) for _, d, _ in heads for x in d])
         scores = self.score(pair_q, pair_d)
         qids, docids, new = [], [], []

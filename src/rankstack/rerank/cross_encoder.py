@@ -89,8 +89,10 @@ class CrossEncoderReranker(PairScorer):
     loading and scoring (on a loaded machine 1 is sometimes faster than 2); set only for those calls
     and restored after, never process-wide. ``precision``: one of :data:`PRECISIONS`, resolved by
     :func:`rankstack.encode.paths.resolve_path` (``auto`` = bf16 where native, else fp32).
-    ``cache_dir``: where ONNX exports are cached (default ``.cache/rankstack``). Other arguments: see
-    ``PairScorer``.
+    ``cache_dir``: where ONNX exports are cached (default ``.cache/rankstack``).
+    ``first_score_in_input``: read from a saved model's manifest (None); for a fresh or in-memory model
+    (training) pass it. Passing a value that contradicts a saved model is refused: the model would
+    score inputs it was never trained on. Other arguments: see ``PairScorer``.
     """
 
     name = "reranker"
@@ -100,6 +102,7 @@ class CrossEncoderReranker(PairScorer):
                  threads: int | None = None, depth: int | None = 100, combine: str | None = None,
                  alpha: float = 0.5, norm: str = "zscore", rrf_k: int = 60, progress: bool = False,
                  verify: bool = True, cache_dir: str | os.PathLike[str] | None = None, compile: bool = False,
+                 first_score_in_input: bool | None = None, first_score_depth: int | None = None,
                  _module: Any = None, _tokenizer: Any = None) -> None:
         super().__init__(documents=documents, depth=depth, batch_size=batch_size, combine=combine,
                          alpha=alpha, norm=norm, rrf_k=rrf_k, progress=progress)
@@ -116,6 +119,18 @@ class CrossEncoderReranker(PairScorer):
         else:
             with torch_threads(self.threads):
                 self.model, self.tokenizer, self.base_model, saved_len = self._load(model, verify)
+        saved_input = bool(self.manifest["params"].get("first_score_in_input", False)) if self.manifest else None
+        if saved_input is not None and first_score_in_input is not None and bool(first_score_in_input) != saved_input:
+            raise InputError(f"the model at {model} was trained {'with' if saved_input else 'without'} the "
+                             "first-stage score in its input; first_score_in_input="
+                             f"{bool(first_score_in_input)} contradicts it",
+                             fix="leave first_score_in_input unset: the model's manifest decides")
+        self.first_score_in_input = bool(saved_input if saved_input is not None else first_score_in_input)
+        if self.manifest and self.first_score_in_input:
+            self.first_score_depth = self.manifest["params"].get("first_score_depth")
+        else:
+            self.first_score_depth = first_score_depth
+        self.score_separator = getattr(self.tokenizer, "sep_token", None) or PairScorer.score_separator
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if max_length is None:
             max_length = saved_len or min(192, limit or 192)
@@ -312,13 +327,20 @@ class CrossEncoderReranker(PairScorer):
             raise InputError("this reranker's weights were cast to bf16 for inference: saving would lose precision",
                              fix="load the model with precision='fp32' or 'auto' to save it")
         return save_cross_encoder(self.model, self.tokenizer, path, max_length=self.max_length,
-                                  base_model=self.base_model, training=training, overwrite=overwrite)
+                                  base_model=self.base_model, training=training, overwrite=overwrite,
+                                  first_score_in_input=self.first_score_in_input,
+                                  first_score_depth=self.first_score_depth)
 
 
 def save_cross_encoder(model: Any, tokenizer: Any, path: str | os.PathLike[str], max_length: int,
                        base_model: str, training: Mapping[str, Any] | None = None, *,
-                       overwrite: bool = False) -> dict:
+                       overwrite: bool = False, first_score_in_input: bool = False,
+                       first_score_depth: int | None = None) -> dict:
     """Save a transformers sequence-classification model + tokenizer + manifest (atomic folder swap).
+
+    ``first_score_in_input``: the model was trained on ``"<query> [SEP] <first-stage score 0-100>"``
+    queries (:func:`rankstack.rerank.base.query_with_first_score`), the scores min-max normalised over
+    each query's top ``first_score_depth``; both recorded so loading applies them.
 
     ``overwrite=True`` replaces an existing cross-encoder folder (a training run's own best-model
     checkpoint passes it); anything else at ``path`` is refused by :func:`storage.atomic_directory`.
@@ -335,6 +357,11 @@ def save_cross_encoder(model: Any, tokenizer: Any, path: str | os.PathLike[str],
         # visible in the manifest so users know which activation gives rankstack's scores.
         params = {"base_model": str(base_model), "max_length": int(max_length), "num_labels": 1,
                   "score": "raw logit (CrossEncoder applies a sigmoid by default: same order)"}
+        if first_score_in_input:  # absent otherwise: manifests of earlier models stay byte-identical
+            params["first_score_in_input"] = True
+            params["first_score_depth"] = None if first_score_depth is None else int(first_score_depth)
+            params["input"] = ("query text + ' [SEP] ' + the first-stage score min-max normalised per query over its "
+                               "top first_score_depth candidates, as an integer 0-100; then the document")
         manifest = write_manifest(tmp, KIND, FORMAT_VERSION, params,
                                   libraries=["torch", "transformers", "tokenizers", "sentence-transformers"],
                                   extra={"training": json.loads(json.dumps(dict(training or {}), default=str))})

@@ -211,6 +211,32 @@ def test_export_trainer_checkpoint_to_model_folder(tiny_bert, tmp_path):
     assert exported["training"]["history"] == json.loads((tmp_path / "ckpt" / "history.json").read_text())
 
 
+def test_first_score_in_input_trains_on_the_scores_it_reranks_with(tiny_bert, tmp_path, monkeypatch):
+    """Askari et al. (ECIR 2023): training pairs carry the same "<query> [SEP] <0-100>" text as reranking."""
+    from rankstack.recipes import reranker, reranker_data
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+    seen: list[str] = []
+    write = reranker_data.query_with_first_score
+
+    def spy(query, score, separator):
+        seen.append(write(query, score, separator))
+        return seen[-1]
+
+    monkeypatch.setattr(reranker_data, "query_with_first_score", spy)
+    coll = write_topic_collection(tmp_path / "topics")
+    out = tmp_path / "m"
+    reranker.run(config(coll, out, tiny_bert, first_score_in_input=True, epochs=1), progress=False)
+    assert seen and all(t.split(" [SEP] ")[1].isdigit() for t in seen)  # "<query> [SEP] <0-100>"
+    assert any(t.endswith(" [SEP] 100") for t in seen)  # a query's top BM25 candidate is written as 100
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["params"]["first_score_in_input"] is True
+    assert manifest["params"]["first_score_depth"] == 30  # max(negative_depth 10, validation_depth 30)
+    assert CrossEncoderReranker(str(out)).first_score_in_input
+    with pytest.raises(InputError, match="LoRA adapter"):
+        config(coll, tmp_path / "a", tiny_bert, first_score_in_input=True, lora_rank=4)
+
+
 # --------------------------------------------------------------------------------------------
 # the config: defaults once, one loss syntax, checks before any work
 def test_config_from_toml_keys_and_loss_syntax(tmp_path):

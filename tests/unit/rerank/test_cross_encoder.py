@@ -279,3 +279,58 @@ def test_pretokenised_batches_pad_like_the_tokenizer(tiny_bert, monkeypatch):
     assert tuple(padded["input_ids"].shape) == (3, 12)
     assert torch.equal(padded["input_ids"][1], padded["input_ids"][0])
     assert rr.score_pairs([], []).shape == (0,)
+
+
+# --------------------------------------------------------------------------------------------
+# the first-stage score in the input (Askari et al., ECIR 2023)
+class RecordingScorer(CountingScorer):
+    def score_pairs(self, query_texts, doc_texts):
+        self.seen = getattr(self, "seen", []) + list(zip(query_texts, doc_texts))
+        return super().score_pairs(query_texts, doc_texts)
+
+
+def test_first_score_in_input_writes_the_normalised_score_after_the_query():
+    from rankstack.rerank.base import query_with_first_score
+
+    assert query_with_first_score("cats", 0.5, "[SEP]") == "cats [SEP] 50"
+    assert query_with_first_score("cats", 1.7, "|") == "cats | 100" and query_with_first_score("c", -1, "|") == "c | 0"
+    s = RecordingScorer(documents=DOCS, depth=2, first_score_in_input=True)
+    s(RUN)
+    seen = dict((d, q) for q, d in s.seen)
+    # q1's scores 5 .. 0.5 are normalised over all six candidates, though only the top 2 are rescored
+    assert seen[DOCS["d1"]] == "why do cats purr | 100" and seen[DOCS["d2"]] == "why do cats purr | 78"
+    assert seen[DOCS["d4"]] == "dogs bark | 100" and seen[DOCS["d3"]] == "dogs bark | 50"
+    shallow = RecordingScorer(documents=DOCS, depth=2, first_score_in_input=True, first_score_depth=3)
+    shallow(RUN)  # normalised over the top 3 (scores 5, 4, 3) as a model trained on top-3 lists expects
+    assert dict((d, q) for q, d in shallow.seen)[DOCS["d2"]] == "why do cats purr | 50"
+    plain = RecordingScorer(documents=DOCS, depth=2)
+    plain(RUN)
+    assert {q for q, _ in plain.seen} == {"why do cats purr", "dogs bark"}
+
+
+def test_first_score_in_input_is_kept_in_the_manifest_and_cannot_be_contradicted(tiny_bert, tmp_path):
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+    r = CrossEncoderReranker(str(tiny_bert), documents=DOCS, precision="fp32", max_length=48,
+                             first_score_in_input=True)
+    assert r.score_separator == "[SEP]"
+    ids = r.encode([r.score_separator.join(["cats ", " 7"])], ["cats purr"])["input_ids"][0].tolist()
+    assert ids.count(r.tokenizer.sep_token_id) == 3  # the separator is the special token, not its letters
+    r.first_score_depth = 5
+    manifest = r.save(tmp_path / "ce")
+    assert manifest["params"]["first_score_in_input"] is True and manifest["params"]["first_score_depth"] == 5
+    loaded = CrossEncoderReranker(str(tmp_path / "ce"), documents=DOCS, precision="fp32", depth=3)
+    assert loaded.first_score_in_input and loaded.first_score_depth == 5
+    with_score = loaded(RUN)
+    fresh = CrossEncoderReranker(str(tiny_bert), documents=DOCS, precision="fp32", max_length=48, depth=3,
+                                 first_score_in_input=True, first_score_depth=5)
+    np.testing.assert_allclose(with_score.scores, fresh(RUN).scores, rtol=1e-5, atol=1e-6)
+    without = CrossEncoderReranker(str(tiny_bert), documents=DOCS, precision="fp32", max_length=48, depth=3)(RUN)
+    assert not np.allclose(with_score.scores, without.scores)  # the score really is in the input
+    with pytest.raises(InputError, match="trained with the first-stage score"):
+        CrossEncoderReranker(str(tmp_path / "ce"), first_score_in_input=False)
+    plain = tmp_path / "plain"
+    CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=48).save(plain)
+    assert "first_score_in_input" not in CrossEncoderReranker(str(plain)).manifest["params"]
+    with pytest.raises(InputError, match="without the first-stage score"):
+        CrossEncoderReranker(str(plain), first_score_in_input=True)
