@@ -200,10 +200,13 @@ def heldout_scores(config: Any, collection: Any, prepared: Prepared) -> dict[str
 
     data = prepared.data
     qrels = data.qrels.restrict(data.val_q)
-    first = data.fs_run.restrict(data.val_q).top_k(HELDOUT_DEPTH).with_queries(data.queries)
+    candidates = data.fs_run.restrict(data.val_q).with_queries(data.queries)
+    first = candidates.top_k(HELDOUT_DEPTH)
     model = CrossEncoderReranker(str(config.out), documents=collection, precision=config.precision,
                                  threads=config.threads, depth=HELDOUT_DEPTH)
-    reranked = model(first)
+    # the whole first-stage list goes in: a model with the score in its input normalises it over the
+    # depth it was trained on (first_score_depth); only the top 30 is rescored and kept
+    reranked = model(candidates).top_k(HELDOUT_DEPTH)
     out = {}
     for name, run in (("bm25", first), ("adapted", reranked)):
         out[name] = {m: round(float(v), 6) for m, v in

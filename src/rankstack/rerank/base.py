@@ -276,6 +276,12 @@ class PairScorer(Stage):
         heads = [(q, d[: self.depth] if self.depth else d, s[: self.depth] if self.depth else s)
                  for q, d, s in groups]
         if self.first_score_in_input:
+            longest = max((len(d) for _, d, _ in groups), default=0)
+            if self.first_score_depth and 0 < longest < self.first_score_depth:
+                log.warning("%s: the model reads first-stage scores normalised over each query's top %d, but the "
+                            "run holds at most %d per query, so its inputs differ from training; pass a run of "
+                            "depth >= %d (e.g. 'bm25 %% %d >> reranker')", self.name, self.first_score_depth,
+                            longest, self.first_score_depth, self.first_score_depth)
             pair_q = [query_with_first_score(queries[q], x, self.score_separator)
                       for (q, _, s_all), (_, d, _) in zip(groups, heads) for x in self._first_scores(s_all, len(d))]
         else:

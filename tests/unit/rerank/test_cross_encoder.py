@@ -308,6 +308,17 @@ def test_first_score_in_input_writes_the_normalised_score_after_the_query():
     assert {q for q, _ in plain.seen} == {"why do cats purr", "dogs bark"}
 
 
+def test_a_run_shallower_than_the_trained_normalisation_depth_is_warned_about(caplog):
+    deep = RecordingScorer(documents=DOCS, depth=2, first_score_in_input=True, first_score_depth=100)
+    with caplog.at_level("WARNING", logger="rankstack.rerank.base"):
+        deep(RUN)
+    assert "top 100" in caplog.text and "at most 6 per query" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rankstack.rerank.base"):
+        RecordingScorer(documents=DOCS, depth=2, first_score_in_input=True, first_score_depth=6)(RUN)
+    assert caplog.text == ""
+
+
 def test_first_score_in_input_is_kept_in_the_manifest_and_cannot_be_contradicted(tiny_bert, tmp_path):
     from rankstack.rerank.cross_encoder import CrossEncoderReranker
 
