@@ -56,7 +56,9 @@ def train_ranker(config: BiEncoderTrainConfig, ranker: Any, groups: list[Any], c
 def ranker_scores(ranker: Any, groups: list[Any], queries: Any, coll: Any) -> list[Any]:
     """Each group with the ranker's score of every candidate in ``meta["teacher"]``."""
     from rankstack.recipes.biencoder_data import attach_scores
+    from rankstack.rerank.base import require_bare_pairs
 
+    require_bare_pairs(ranker, "AR2's ranker")
     pairs = list(dict.fromkeys((g.qid, d) for g in groups for d in g.docids))
     text = queries.to_dict()
     unique = list(dict.fromkeys(d for _, d in pairs))

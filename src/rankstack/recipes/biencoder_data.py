@@ -203,6 +203,9 @@ def teacher_scores(scorer: Any, teacher_id: str, pairs: list[tuple[str, str]], q
             return scores
         except InputError as exc:
             log.warning("re-scoring: ignoring unusable teacher-score cache %s (%s)", folder, exc)
+    from rankstack.rerank.base import require_bare_pairs
+
+    require_bare_pairs(scorer, "a bi-encoder teacher")
     q_texts = [query_text[q] for q, _ in pairs]
     unique = list(dict.fromkeys(d for _, d in pairs))
     text_of = dict(zip(unique, doc_texts(unique)))

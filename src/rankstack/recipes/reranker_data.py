@@ -25,7 +25,7 @@ import numpy as np
 
 from rankstack import normalize
 from rankstack.errors import InputError
-from rankstack.rerank.base import query_with_first_score
+from rankstack.rerank.base import query_with_first_score, score_separator
 from rankstack.train.curriculum import Curriculum, group_easiness
 from rankstack.types import Qrels, Queries, Run
 
@@ -134,7 +134,7 @@ class PairCollator:
                  step_fn: Callable[[], int] | None = None, first_score_in_input: bool = False) -> None:
         self.tokenizer, self.doc_texts, self.max_length = tokenizer, doc_texts, max_length
         self.first_score_in_input = first_score_in_input
-        self.separator = getattr(tokenizer, "sep_token", None) or "|"
+        self.separator = score_separator(tokenizer)
         self.curriculum, self.total_steps, self.step_fn = curriculum, total_steps, step_fn
         self.calls = 0
         self.last_curriculum_weights: np.ndarray | None = None

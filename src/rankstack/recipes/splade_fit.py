@@ -85,7 +85,10 @@ def teacher_scores(pairs: list[tuple[str, str, str]], kind: str, collection: Any
         def compute() -> np.ndarray:
             from rankstack.rerank.cross_encoder import CrossEncoderReranker
 
+            from rankstack.rerank.base import require_bare_pairs
+
             ce = CrossEncoderReranker(teacher_model, documents=collection, precision=precision, threads=threads)
+            require_bare_pairs(ce, "a SPLADE teacher")
             return ce.score([p[1] for p in pairs], docs([p[2] for p in pairs]))
 
         key = {"teacher": "cross-encoder", "model": fingerprint(teacher_model), "pairs": pairs_key, "n": len(pairs)}

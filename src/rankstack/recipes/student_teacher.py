@@ -44,6 +44,9 @@ def cached_teacher_scores(teacher: Any, teacher_fingerprint: str, query_texts: S
     """``(teacher.score(query_texts, doc_texts), loaded_from_cache)``, cached under
     ``cache_dir/teacher_scores/``. ``teacher`` is a PairScorer (e.g. a CrossEncoderReranker) with
     ``precision_used`` and ``max_length``; ``teacher_fingerprint`` identifies its weights."""
+    from rankstack.rerank.base import require_bare_pairs
+
+    require_bare_pairs(teacher, "a distillation teacher")
     if len(query_texts) != len(doc_texts):
         raise InputError(f"{len(query_texts)} queries for {len(doc_texts)} documents")
     if cache_dir is None:

@@ -42,7 +42,7 @@ from rankstack.pipeline.stage import Stage, StageInput, queries_of
 from rankstack.types import Run
 
 __all__ = ["PairScorer", "PreparedPairs", "DocumentSource", "normalise", "combine_scores", "COMBINE_METHODS", "NORMS",
-           "query_with_first_score", "FIRST_SCORE_LEVELS"]
+           "query_with_first_score", "FIRST_SCORE_LEVELS", "score_separator", "require_bare_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,22 @@ def query_with_first_score(query: str, score: float, separator: str) -> str:
     0-100 (Askari et al., ECIR 2023). Training and reranking both build their inputs with this."""
     level = int(round(FIRST_SCORE_LEVELS * min(max(float(score), 0.0), 1.0)))
     return f"{query} {separator} {level}"
+
+
+def score_separator(tokenizer: Any) -> str:
+    """What separates the query from its first-stage score: the tokenizer's separator token, else "|"."""
+    return getattr(tokenizer, "sep_token", None) or "|"
+
+
+def require_bare_pairs(scorer: Any, use: str) -> None:
+    """Refuse a model trained with the first-stage score in its input where ``use`` scores bare
+    (query, document) pairs (teachers, CUR, attacks, the service): it would get inputs it never saw
+    in training and give silently different scores."""
+    if getattr(scorer, "first_score_in_input", False):
+        where = getattr(scorer, "model_path", None) or "this cross-encoder"
+        raise InputError(f"{use} scores bare (query, document) pairs, but the model at {where} was trained with the "
+                         "first-stage score in its input", fix="use a model trained without --first-score-in-input "
+                                                               "there; rerank a first-stage run with this one")
 
 
 # Where document texts come from: a Collection (anything with ``doc_texts(docids)``), a mapping

@@ -45,7 +45,7 @@ from rankstack.encode.paths import ONNX_PATHS, quantize_linear_int8, resolve_pat
 from rankstack.errors import InputError, require
 from rankstack.hardware import hf_offline, torch_threads
 from rankstack.registry import Context, register
-from rankstack.rerank.base import DocumentSource, PairScorer, PreparedPairs
+from rankstack.rerank.base import DocumentSource, PairScorer, PreparedPairs, score_separator
 from rankstack.storage import MANIFEST, atomic_directory, read_manifest, write_manifest
 
 __all__ = ["CrossEncoderReranker", "base_model_path", "save_cross_encoder", "FORMAT_VERSION", "KIND",
@@ -130,7 +130,7 @@ class CrossEncoderReranker(PairScorer):
             self.first_score_depth = self.manifest["params"].get("first_score_depth")
         else:
             self.first_score_depth = first_score_depth
-        self.score_separator = getattr(self.tokenizer, "sep_token", None) or PairScorer.score_separator
+        self.score_separator = score_separator(self.tokenizer)
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if max_length is None:
             max_length = saved_len or min(192, limit or 192)

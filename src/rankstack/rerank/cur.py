@@ -40,6 +40,7 @@ import numpy as np
 from rankstack.errors import InputError
 from rankstack.pipeline.stage import Stage, StageInput, queries_of
 from rankstack.registry import Context, register
+from rankstack.rerank.base import require_bare_pairs
 from rankstack.rerank.cur_index import AnchorIndex, index_for_collection, sample_anchor_queries, scorer_identity
 from rankstack.types import Run
 
@@ -211,6 +212,7 @@ class CURSearch(Stage):
         st.approx = approximate_scores(st.exact[scored], r[:, st.cols[scored]], r[:, st.cols], self.rcond)
 
     def transform(self, inp: StageInput) -> Run:
+        require_bare_pairs(self.scorer, "CUR/ADACUR")
         states = self._states(inp)
         calls = np.zeros(len(states), dtype=np.int64)
         for rnd, size in enumerate(self.sizes):

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from rankstack.errors import InputError
+from rankstack.rerank.base import require_bare_pairs
 from rankstack.storage import atomic_directory, read_manifest, write_manifest
 from rankstack.types import Queries
 
@@ -114,6 +115,7 @@ class AnchorIndex:
 
         ``chunk``: pairs per ``score`` call (bounds the memory of tokenising ``k_q * N`` pairs at once).
         """
+        require_bare_pairs(scorer, "a CUR index")
         if len(anchor_queries) == 0:
             raise InputError("a CUR index needs at least one anchor query", fix="pass anchor queries")
         if len(docids) == 0 or len(docids) != len(doc_texts):

@@ -175,6 +175,9 @@ class RerankerVictim(Victim):
 
     def score_texts(self, query: str, texts: Sequence[str], qid: str | None = None,
                     docid: str | None = None) -> np.ndarray:
+        from rankstack.rerank.base import require_bare_pairs
+
+        require_bare_pairs(self.reranker, "an attack on a reranker")
         return np.asarray(self.reranker.score([query] * len(texts), list(texts)), dtype=np.float64)
 
 

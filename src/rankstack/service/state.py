@@ -206,6 +206,9 @@ class ServiceState:
                     raise FieldError(f"{where}.text", "is empty or not valid Unicode text")
                 texts.append(c.text)
             ids.append(c.id)
+        from rankstack.rerank.base import require_bare_pairs
+
+        require_bare_pairs(scorer, "the service's rerank endpoint")
         scores = scorer.score([query] * len(texts), texts)
         combined = scorer.combine is not None and all(c.score is not None for c in candidates)
         if combined:

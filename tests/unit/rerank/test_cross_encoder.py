@@ -345,3 +345,18 @@ def test_first_score_in_input_is_kept_in_the_manifest_and_cannot_be_contradicted
     assert "first_score_in_input" not in CrossEncoderReranker(str(plain)).manifest["params"]
     with pytest.raises(InputError, match="without the first-stage score"):
         CrossEncoderReranker(str(plain), first_score_in_input=True)
+
+
+def test_bare_pair_uses_refuse_a_model_that_reads_the_first_stage_score(tiny_bert, tmp_path):
+    """Teachers, CUR and the service score bare pairs: a score-in-input model would silently score
+    inputs it never saw, so they refuse it with one line naming the model."""
+    from rankstack.recipes.student_teacher import cached_teacher_scores
+    from rankstack.rerank.base import require_bare_pairs
+    from rankstack.rerank.cross_encoder import CrossEncoderReranker
+
+    r = CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=48, first_score_in_input=True)
+    r.save(tmp_path / "ce")
+    loaded = CrossEncoderReranker(str(tmp_path / "ce"), precision="fp32")
+    with pytest.raises(InputError, match="a distillation teacher scores bare .* first-stage score in its input"):
+        cached_teacher_scores(loaded, "x", ["cats"], ["cats purr"], None)
+    require_bare_pairs(CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=48), "a teacher")  # no error
