@@ -10,6 +10,9 @@ the collection has some, and train with the reranker recipe's Trainer under a ti
 (:func:`rankstack.recipes.reranker.run`, so the result is the same cross-encoder artefact that
 ``rankstack rerank`` and experiment files load). A slice of the synthetic queries is held back: the
 model is validated on it during training (early stopping) and the report compares it with BM25 there.
+With real judgements, ``--real-heldout N`` validates on N held-back judged queries instead: the
+synthetic ones (a sentence of the document, or an LLM paraphrase of it) are ones BM25 ranks at
+RR@10 0.97-1.00, so they saturate and cannot choose a checkpoint.
 
 Generation and filtering are part 1's (:mod:`rankstack.recipes.adapt_generate` calls them); the
 generated queries live in a work folder keyed by the generation settings, so a re-run resumes them.
@@ -64,6 +67,9 @@ class AdaptConfig:
                                                                  "the model learns (Margin-MSE)")
     gpl_weight: float = option(1.0, help="GPL: weight of Margin-MSE against the hard-label loss (1 = pure GPL)")
     real_split: str | None = option(None, help="also train on this split's real judgements (e.g. train)")
+    real_heldout: int = option(0, help="with --real-split: hold back this many of its judged queries and validate "
+                                       "on them (checkpoint choice, early stopping) instead of on the held-back "
+                                       "synthetic queries, which BM25 ranks near-perfectly (0 = synthetic)")
     loss: str = option("listnet", metavar="SPEC", help="hard-label loss (see 'rankstack train reranker')")
     base_model: str = option("minilm", help="'minilm' (all-MiniLM-L6-v2 + new head) or a local transformers folder")
     epochs: int = option(4, help="passes over the training groups (the time budget usually stops first)")
@@ -100,6 +106,11 @@ class AdaptConfig:
                 raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         if self.heldout < 1:
             raise InputError(f"--heldout must be 1 or more (the model is validated on them), got {self.heldout}")
+        if self.real_heldout < 0:
+            raise InputError(f"--real-heldout must be 0 or more, got {self.real_heldout}")
+        if self.real_heldout and not self.real_split:
+            raise InputError("--real-heldout needs --real-split: it holds back judged queries of that split",
+                             fix="add --real-split train, or drop --real-heldout")
         if not 0.0 < self.keep_fraction <= 1.0:
             raise InputError(f"--keep-fraction must be in (0, 1], got {self.keep_fraction}")
         if not 0.0 <= self.gpl_weight <= 1.0:
@@ -179,6 +190,8 @@ class AdaptReport:
     queries_file: str
     generation: dict[str, Any] = dataclasses.field(default_factory=dict)
     base_model: str = "minilm"
+    real_heldout_queries: int = 0  # --real-heldout: judged queries the model was validated on
+    heldout_real: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # same keys as heldout
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "warning": self.warning}
@@ -189,6 +202,10 @@ class AdaptReport:
         base = self.heldout.get("bm25", {}).get("RR@10")
         held_text = ("" if held is None else f"; held-back synthetic RR@10 {held:.4f} (BM25 top-30 "
                      f"{base:.4f}) on {self.heldout_queries} queries")
+        real = self.heldout_real.get("adapted", {}).get("nDCG@10")
+        if real is not None:
+            held_text += (f"; held-back judged nDCG@10 {real:.4f} (BM25 top-30 "
+                          f"{self.heldout_real['bm25']['nDCG@10']:.4f}) on {self.real_heldout_queries} queries")
         text = (f"wrote {self.model_dir}: {self.generated} {self.generator} queries generated in "
                 f"{self.generation_seconds / 60:.1f} min, kept: {kept}; trained on {self.train_queries} synthetic"
                 + (f" + {self.real_queries} real" if self.real_queries else "")
@@ -277,15 +294,17 @@ def run(config: AdaptConfig, *, progress: bool | None = True, backend: Any = Non
                                 collection=prepared.collection)
     t_train = time.perf_counter()
     held = heldout_scores(config, collection, prepared)
+    held_real = heldout_scores(config, collection, prepared, real=True) if prepared.real_val else {}
     report = AdaptReport(
         model_dir=str(config.out), collection=str(collection.path), generator=gen.generator,
         selection=config.selection, documents=n_docs, empty_documents=n_empty, generated=gen.generated,
         kept_by_filter=gen.kept, dropped=prepared.labels.dropped, train_queries=prepared.synthetic_train,
-        real_queries=prepared.real_queries, heldout_queries=len(prepared.data.val_q), groups=train_report.groups,
+        real_queries=prepared.real_queries, heldout_queries=len(prepared.synthetic_val), groups=train_report.groups,
         steps=train_report.steps, fn_filter=train_report.filter_report, gpl=config.teacher is not None,
         generation_seconds=gen.seconds, mining_seconds=t_mine - t_gen, training_seconds=t_train - t_mine,
         total_seconds=time.perf_counter() - t0, heldout=held, stopped_by_budget=train_report.stopped_by_budget,
-        queries_file=str(gen.path), generation=gen.summary(), base_model=config.base_model)
+        queries_file=str(gen.path), generation=gen.summary(), base_model=config.base_model,
+        real_heldout_queries=len(prepared.real_val), heldout_real=held_real)
     if report.warning is not None:
         log.warning("%s", report.warning)
     atomic_write_text(report_file, json.dumps(report.to_dict(), indent=2) + "\n", inputs=inputs, kind="json")

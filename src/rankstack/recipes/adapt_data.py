@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,13 @@ class Prepared:
     negatives: dict[str, list[str]]
     collection: Any = None  # what training reads texts from: the collection, or a PositiveTexts view of it
     own_positives: int = 0  # training queries whose positive is the source without the query (ICT)
+    synthetic_val: list[str] = field(default_factory=list)  # held-back synthetic queries (the report's check)
+    real_val: list[str] = field(default_factory=list)  # --real-heldout: judged queries validated on instead
 
     def summary(self) -> dict[str, Any]:
         return {"synthetic_queries": len(self.labels), "synthetic_train": self.synthetic_train,
-                "heldout": len(self.data.val_q), "real_queries": self.real_queries, "groups": len(self.data.groups),
+                "heldout": len(self.synthetic_val), "real_heldout": len(self.real_val),
+                "real_queries": self.real_queries, "groups": len(self.data.groups),
                 "dropped": self.labels.dropped, "generators": self.labels.generators,
                 "own_positive_texts": self.own_positives}
 
@@ -110,7 +113,8 @@ def build_training_data(config: Any, collection: Any, records: Sequence[Syntheti
     """Labels from ``records`` (source document = positive), a held-back slice, mined negatives, groups.
 
     ``config`` is an :class:`~rankstack.recipes.adapt.AdaptConfig`. Real judgements of
-    ``config.real_split`` join the training side only (validation stays synthetic).
+    ``config.real_split`` join the training side; with ``config.real_heldout`` a seeded slice of them is
+    held back and becomes the validation set (the synthetic held-back slice is then only reported).
     """
     from rankstack.recipes.adapt import negative_sources
     from rankstack.recipes.reranker_data import build_groups, split_queries
@@ -126,14 +130,23 @@ def build_training_data(config: Any, collection: Any, records: Sequence[Syntheti
     synthetic_train = len(train_q)
     queries = labels.queries
     qrels, own_texts = _own_positives(records, train_q, labels.qrels, docs)
+    synthetic_val, real_val = list(val_q), []
     real = 0
     if config.real_split:
         real_queries = collection.queries(config.real_split)
         real_qrels = collection.qrels(config.real_split)
         real_queries = real_queries.subset(real_qrels.query_ids)
         queries, qrels = merge_labels([(labels.queries, qrels), (real_queries, real_qrels)])
-        train_q = train_q + list(real_queries.qids)
-        real = len(real_queries)
+        real_train = list(real_queries.qids)
+        if config.real_heldout:
+            if config.real_heldout >= len(real_train):
+                raise InputError(f"--real-heldout {config.real_heldout}: the {config.real_split!r} split has only "
+                                 f"{len(real_train)} judged queries", path=collection.path,
+                                 fix="hold back fewer (a tenth is usual)")
+            real_train, real_val = split_queries(real_train, config.real_heldout, seed=config.seed)
+            val_q = real_val
+        train_q = train_q + real_train
+        real = len(real_train)
     runs = _first_stage_runs(config, collection, queries)
     sources = {n: runs[n] for n in negative_sources(config.negatives)}
     train_queries = queries.subset(train_q)
@@ -143,14 +156,15 @@ def build_training_data(config: Any, collection: Any, records: Sequence[Syntheti
     if not groups:
         raise InputError("no training group could be built from the synthetic queries", path=source,
                          fix="check that the queries name documents of this collection")
-    log.info("%d synthetic (+%d real) training queries, %d held back, %d groups", synthetic_train, real,
-             len(val_q), len(groups))
+    log.info("%d synthetic (+%d real) training queries, %d held back (%s), %d groups", synthetic_train, real,
+             len(val_q), "judged" if real_val else "synthetic", len(groups))
     data = TrainingData(queries=queries, qrels=qrels, train_q=train_q, val_q=val_q, fs_run=runs["bm25"],
                         groups=groups, trainer_epochs=config.epochs,
                         fs_depth=max(config.negative_depth, HELDOUT_DEPTH))
     view = PositiveTexts(collection, own_texts) if own_texts else collection
     loss, after = _gpl(config, view, queries, progress=bool(progress)) if config.teacher else (None, None)
-    return Prepared(labels, data, loss, after, synthetic_train, real, negatives, view, len(own_texts))
+    return Prepared(labels, data, loss, after, synthetic_train, real, negatives, view, len(own_texts),
+                    synthetic_val=synthetic_val, real_val=real_val)
 
 
 def _gpl(config: Any, collection: Any, queries: Any,
@@ -189,8 +203,10 @@ def _gpl(config: Any, collection: Any, queries: Any,
     return loss, attach
 
 
-def heldout_scores(config: Any, collection: Any, prepared: Prepared) -> dict[str, dict[str, float]]:
-    """BM25's top 30 vs the saved model reranking it, on the held-back synthetic queries.
+def heldout_scores(config: Any, collection: Any, prepared: Prepared,
+                   real: bool = False) -> dict[str, dict[str, float]]:
+    """BM25's top 30 vs the saved model reranking it, on the held-back synthetic queries (``real``: on
+    the held-back judged ones of ``--real-heldout``).
 
     Queries whose source document BM25 missed count as 0 for both (``missing="zero"``), so the
     numbers are the share of all held-back pairs, not only the easy ones.
@@ -199,8 +215,9 @@ def heldout_scores(config: Any, collection: Any, prepared: Prepared) -> dict[str
     from rankstack.rerank.cross_encoder import CrossEncoderReranker
 
     data = prepared.data
-    qrels = data.qrels.restrict(data.val_q)
-    candidates = data.fs_run.restrict(data.val_q).with_queries(data.queries)
+    held = prepared.real_val if real else prepared.synthetic_val
+    qrels = data.qrels.restrict(held)
+    candidates = data.fs_run.restrict(held).with_queries(data.queries)
     first = candidates.top_k(HELDOUT_DEPTH)
     model = CrossEncoderReranker(str(config.out), documents=collection, precision=config.precision,
                                  threads=config.threads, depth=HELDOUT_DEPTH)

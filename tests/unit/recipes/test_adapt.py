@@ -142,6 +142,33 @@ def test_adapt_mixes_real_judgements_and_trains_gpl_with_a_teacher(tiny_bert, tm
     assert losses and all(np.isfinite(losses))
 
 
+def test_real_heldout_validates_on_judged_queries_kept_out_of_training(tiny_bert, tmp_path):
+    from rankstack.data.beir import Collection
+    from rankstack.recipes import adapt
+    from rankstack.recipes.adapt_data import build_training_data
+    from rankstack.synth.records import read_synthetic_queries
+
+    coll = write_collection(tmp_path / "c")
+    queries = synthetic(coll, tmp_path / "q.jsonl")
+    cfg = config(coll, tmp_path / "m", tiny_bert, queries, real_split="train", real_heldout=4)
+    prepared = build_training_data(cfg, Collection(str(coll)), read_synthetic_queries(queries))
+    real_val = set(prepared.real_val)
+    assert len(real_val) == 4 and all(q.startswith("q") for q in real_val)
+    assert set(prepared.data.val_q) == real_val  # the validator sees the judged queries ...
+    assert len(prepared.synthetic_val) == 6 and not real_val & set(prepared.synthetic_val)
+    assert not real_val & set(prepared.data.train_q)  # ... and training never does
+    assert not real_val & {g.qid for g in prepared.data.groups}
+    assert prepared.real_queries == 8 and prepared.summary()["real_heldout"] == 4
+
+    report = adapt.run(cfg, progress=False)
+    assert report.real_heldout_queries == 4 and report.heldout_queries == 6 and report.real_queries == 8
+    assert set(report.heldout_real) == {"bm25", "adapted"} and set(report.heldout) == {"bm25", "adapted"}
+    assert "held-back judged nDCG@10" in report.to_text()
+    with pytest.raises(InputError, match="only 12 judged"):
+        build_training_data(config(coll, tmp_path / "m2", tiny_bert, queries, real_split="train", real_heldout=12),
+                            Collection(str(coll)), read_synthetic_queries(queries))
+
+
 def test_training_data_uses_the_rest_of_the_document_as_the_ict_positive(tiny_bert, tmp_path):
     from rankstack.data.beir import Collection
     from rankstack.recipes.adapt_data import build_training_data
@@ -223,7 +250,8 @@ def test_config_checks_its_options():
     for bad, match in [({"filters": "inpars,typo"}, "unknown filter 'typo'"),
                        ({"negatives": "splade"}, "unknown source 'splade'"),
                        ({"gpl_weight": 2.0}, "gpl-weight"), ({"heldout": 0}, "heldout"),
-                       ({"loss": "listnett"}, "listnet"), ({"attention_dropout": 2.0}, "attention-dropout")]:
+                       ({"loss": "listnett"}, "listnet"), ({"attention_dropout": 2.0}, "attention-dropout"),
+                       ({"real_heldout": 5}, "needs --real-split"), ({"real_heldout": -1}, "real-heldout")]:
         with pytest.raises(Exception, match=match):
             AdaptConfig(collection="c", out=Path("m"), **bad)
 
