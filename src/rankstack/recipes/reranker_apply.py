@@ -95,9 +95,27 @@ class RerankResult:
                 f"in {self.seconds:.1f}s ({self.pairs_per_s:.0f} pairs/s, {self.precision})")
 
 
-def _calibration_source(config: RerankConfig, collection: Any, first: Any) -> tuple[Any, Any]:
+def _first_score_depth(model: Path) -> int | None:
+    """The depth a score-in-input model normalises its first-stage scores over (its manifest's
+    ``first_score_depth``; the whole list when it names none), or None for a model of bare pairs."""
+    import json
+
+    from rankstack.storage import MANIFEST
+
+    manifest_path = Path(model) / MANIFEST
+    if not manifest_path.is_file():
+        return None
+    params = json.loads(manifest_path.read_text("utf-8")).get("params") or {}
+    if not params.get("first_score_in_input"):
+        return None
+    return int(params.get("first_score_depth") or 1000)
+
+
+def _calibration_source(config: RerankConfig, collection: Any, first: Any,
+                        depth: int = 20) -> tuple[Any, Any]:
     """(run with query texts, qrels or None) whose pairs calibrate: held-out training queries of the
-    model's collection if its manifest names them, else the collection's train split, else ``first``."""
+    model's collection if its manifest names them, else the collection's train split, else ``first``.
+    ``depth``: how deep BM25 retrieves them (a score-in-input model needs its normalisation depth)."""
     from rankstack.registry import Context, build
     from rankstack.storage import MANIFEST
 
@@ -121,7 +139,7 @@ def _calibration_source(config: RerankConfig, collection: Any, first: Any) -> tu
         return first, None
     sub = queries.subset(qids)
     bm25 = build("bm25", "retriever", context=Context(collection=collection, cache_dir=config.cache_dir))
-    return (bm25 % 20)(sub).with_queries(queries), qrels
+    return (bm25 % depth)(sub).with_queries(queries), qrels
 
 
 def run(config: RerankConfig, *, progress: bool = True) -> RerankResult:
@@ -149,8 +167,10 @@ def run(config: RerankConfig, *, progress: bool = True) -> RerankResult:
     if config.precision == "auto":
         from rankstack.rerank.calibrate import calibrate_reranker, calibration_pairs
 
-        source, qrels = _calibration_source(config, collection, first)
-        pairs = calibration_pairs(source, collection.doc_texts, qrels, pairs=config.calibration_pairs)
+        score_depth = _first_score_depth(config.model)
+        source, qrels = _calibration_source(config, collection, first, depth=max(20, score_depth or 0))
+        pairs = calibration_pairs(source, collection.doc_texts, qrels, pairs=config.calibration_pairs,
+                                  first_score_depth=score_depth)
         decision = calibrate_reranker(config.model, pairs, max_length=config.max_length, batch_size=config.batch_size,
                                       threads=config.threads, cache_dir=config.cache_dir, force=config.recalibrate)
         precision = decision.path

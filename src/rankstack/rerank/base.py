@@ -42,7 +42,8 @@ from rankstack.pipeline.stage import Stage, StageInput, queries_of
 from rankstack.types import Run
 
 __all__ = ["PairScorer", "PreparedPairs", "DocumentSource", "normalise", "combine_scores", "COMBINE_METHODS", "NORMS",
-           "query_with_first_score", "FIRST_SCORE_LEVELS", "score_separator", "require_bare_pairs"]
+           "query_with_first_score", "normalised_first_scores", "FIRST_SCORE_LEVELS", "score_separator",
+           "require_bare_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,15 @@ def query_with_first_score(query: str, score: float, separator: str) -> str:
     0-100 (Askari et al., ECIR 2023). Training and reranking both build their inputs with this."""
     level = int(round(FIRST_SCORE_LEVELS * min(max(float(score), 0.0), 1.0)))
     return f"{query} {separator} {level}"
+
+
+def normalised_first_scores(scores: Sequence[float] | np.ndarray, n: int, depth: int | None) -> np.ndarray:
+    """The first ``n`` of one query's ranked first-stage scores, min-max normalised over its top
+    ``depth`` (None: all of them) and clipped to [0, 1]: what ``query_with_first_score`` writes."""
+    top = np.asarray(scores[:depth] if depth else scores, dtype=np.float64)
+    lo, hi = (float(top.min()), float(top.max())) if len(top) else (0.0, 0.0)
+    head = np.asarray(scores[:n], dtype=np.float64)
+    return np.clip((head - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros(len(head))
 
 
 def score_separator(tokenizer: Any) -> str:
@@ -269,11 +279,7 @@ class PairScorer(Stage):
         return out
 
     def _first_scores(self, scores: np.ndarray, n: int) -> np.ndarray:
-        """The first ``n`` of a query's scores, min-max normalised over its top ``first_score_depth``."""
-        top = np.asarray(scores[: self.first_score_depth] if self.first_score_depth else scores, dtype=np.float64)
-        lo, hi = (float(top.min()), float(top.max())) if len(top) else (0.0, 0.0)
-        head = np.asarray(scores[:n], dtype=np.float64)
-        return np.clip((head - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros(len(head))
+        return normalised_first_scores(scores, n, self.first_score_depth)
 
     # the Stage ------------------------------------------------------------------------------
     def doc_texts(self, docids: Sequence[str]) -> list[str]:

@@ -9,7 +9,10 @@ fp32's. The decision is cached per model weights, CPU, threads, max length and b
 
 Which pairs: :func:`calibration_pairs` takes the top ``per_query`` documents of seeded queries of a
 run until ``pairs`` are collected; the recipe passes a first-stage run of held-out *training*
-queries (never the test split) with their qrels, or the run being reranked when none exist.
+queries (never the test split) with their qrels, or the run being reranked when none exist. A model
+trained with the first-stage score in its input (Askari et al., ECIR 2023) is calibrated on the inputs
+it reranks: each pair keeps its first-stage score, normalised as reranking does, and the query text
+carries it.
 """
 
 from __future__ import annotations
@@ -39,12 +42,17 @@ class CalibrationPairs:
     """Aligned pair texts plus their (qid, docid) so a quality measure can be computed."""
 
     def __init__(self, qids: Sequence[str], docids: Sequence[str], query_texts: Sequence[str],
-                 doc_texts: Sequence[str], qrels: Qrels | None = None) -> None:
+                 doc_texts: Sequence[str], qrels: Qrels | None = None,
+                 first_scores: Sequence[float] | None = None) -> None:
         self.qids, self.docids = np.asarray(qids, dtype=str), np.asarray(docids, dtype=str)
         self.query_texts, self.doc_texts = list(query_texts), list(doc_texts)
         self.qrels = qrels
+        # each pair's first-stage score in [0, 1] (see normalised_first_scores), for score-in-input models
+        self.first_scores = None if first_scores is None else np.asarray(first_scores, dtype=np.float64)
         if not len(self.qids) == len(self.docids) == len(self.query_texts) == len(self.doc_texts):
             raise InputError("calibration pairs: qids, docids and texts differ in length")
+        if self.first_scores is not None and len(self.first_scores) != len(self.qids):
+            raise InputError("calibration pairs: first-stage scores and pairs differ in length")
         if not len(self.qids):
             raise InputError("calibration needs at least one pair", fix="rerank a non-empty run")
 
@@ -59,30 +67,37 @@ class CalibrationPairs:
 
 
 def calibration_pairs(run: Run, doc_texts: Any, qrels: Qrels | None = None, pairs: int = 300, per_query: int = 20,
-                      seed: int = 0) -> CalibrationPairs:
+                      seed: int = 0, first_score_depth: int | None = None) -> CalibrationPairs:
     """Up to ``pairs`` pairs: the top ``per_query`` of seeded-shuffled queries of ``run`` (which must carry
-    its queries' texts). ``doc_texts(docids) -> texts``. With ``qrels``, only judged queries are used."""
+    its queries' texts). ``doc_texts(docids) -> texts``. With ``qrels``, only judged queries are used.
+    ``first_score_depth``: also keep each pair's run score min-max normalised over its query's top
+    ``first_score_depth`` (a score-in-input model's depth), as reranking would."""
+    from rankstack.rerank.base import normalised_first_scores
+
     if run.queries is None:
         raise InputError("calibration: the run carries no query texts", fix="attach them with run.with_queries(...)")
     if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
         raise InputError(f"calibration pairs must be a positive integer, got {pairs!r}")
-    groups = {q: d for q, d, _ in run.top_k(per_query).groups()}
+    ranked = {q: (d, s) for q, d, s in run.groups()}
+    groups = {q: d[:per_query] for q, (d, _) in ranked.items()}
     qids = sorted(groups)
     if qrels is not None:
         judged = set(qrels.query_ids)
         qids = [q for q in qids if q in judged]
     order = np.random.default_rng(seed).permutation(len(qids))
-    pq, pd_ = [], []
+    pq, pd_, first = [], [], []
     for i in order:
         q = qids[i]
         take = groups[q][: pairs - len(pq)]
         pq += [q] * len(take)
         pd_ += [str(d) for d in take]
+        first += list(normalised_first_scores(ranked[q][1], len(take), first_score_depth))
         if len(pq) >= pairs:
             break
     texts = doc_texts(pd_)
     return CalibrationPairs(pq, pd_, [run.queries[q] for q in pq], texts,
-                            qrels.restrict(set(pq)) if qrels is not None else None)
+                            qrels.restrict(set(pq)) if qrels is not None else None,
+                            first_scores=first if first_score_depth else None)
 
 
 def calibrate_reranker(model: str | os.PathLike[str], pairs: CalibrationPairs, *, max_length: int | None = None,
@@ -96,6 +111,16 @@ def calibrate_reranker(model: str | os.PathLike[str], pairs: CalibrationPairs, *
                                     threads=threads, cache_dir=cache_dir)
 
     ref = reranker("fp32")
+    query_texts = pairs.query_texts
+    if ref.first_score_in_input:
+        if pairs.first_scores is None:
+            raise InputError(f"the model at {model} reads the first-stage score in its input, but the calibration "
+                             "pairs carry none", fix="build them with calibration_pairs(..., first_score_depth="
+                                                     "the model's first_score_depth)")
+        from rankstack.rerank.base import query_with_first_score
+
+        query_texts = [query_with_first_score(q, x, ref.score_separator)
+                       for q, x in zip(pairs.query_texts, pairs.first_scores)]
     todo = list(paths) if paths is not None else candidate_paths(PRECISIONS)
     bad = [p for p in todo if p not in PRECISIONS or p == "auto"]
     if bad:
@@ -118,9 +143,9 @@ def calibrate_reranker(model: str | os.PathLike[str], pairs: CalibrationPairs, *
     def warmup(path: str) -> None:
         if path not in scorers:
             scorers[path] = reranker(path)
-        scorers[path].score(pairs.query_texts[:batch_size], pairs.doc_texts[:batch_size])
+        scorers[path].score(query_texts[:batch_size], pairs.doc_texts[:batch_size])
 
-    runners = {p: (lambda p=p: scorers[p].score(pairs.query_texts, pairs.doc_texts)) for p in todo}
+    runners = {p: (lambda p=p: scorers[p].score(query_texts, pairs.doc_texts)) for p in todo}
     judged = pairs.qrels is not None
     decision = calibrate(KIND, key, runners, items=len(pairs), threads=threads,
                          quality=pairs.ndcg10 if judged else None, quality_measure="nDCG@10" if judged else None,

@@ -233,6 +233,28 @@ def test_first_score_in_input_trains_on_the_scores_it_reranks_with(tiny_bert, tm
     assert manifest["params"]["first_score_in_input"] is True
     assert manifest["params"]["first_score_depth"] == 30  # max(negative_depth 10, validation_depth 30)
     assert CrossEncoderReranker(str(out)).first_score_in_input
+    # `rerank --precision auto` calibrates on the inputs it reranks: BM25 retrieved to the model's depth,
+    # each pair carrying its score normalised over that depth (never bare pairs)
+    from rankstack.cli import main
+    from rankstack.recipes.reranker_apply import RerankConfig
+    from rankstack.recipes.reranker_apply import run as rerank
+    from rankstack.rerank import calibrate
+
+    got = {}
+    real = calibrate.calibrate_reranker
+
+    def fp32_only(model, pairs, **kw):
+        got["pairs"] = pairs
+        return real(model, pairs, **{**kw, "paths": ["fp32"], "rounds": 1})
+
+    monkeypatch.setattr(calibrate, "calibrate_reranker", fp32_only)
+    assert main(["retrieve", "--collection", str(coll), "--out", str(tmp_path / "b.run"), "-k", "30",
+                 "--cache-dir", "none"]) == 0
+    res = rerank(RerankConfig(model=str(out), collection=str(coll), run=tmp_path / "b.run", out=tmp_path / "ce.run",
+                              precision="auto", calibration_pairs=12, cache_dir=tmp_path / "cache"), progress=False)
+    pairs = got["pairs"]
+    assert res.precision == "fp32" and pairs.first_scores is not None and 0 < len(pairs) <= 12
+    assert pairs.first_scores.max() == 1.0 and (pairs.first_scores >= 0).all()
     with pytest.raises(InputError, match="LoRA adapter"):
         config(coll, tmp_path / "a", tiny_bert, first_score_in_input=True, lora_rank=4)
 

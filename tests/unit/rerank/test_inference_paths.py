@@ -126,3 +126,48 @@ def test_calibration_tries_bf16_only_where_native(tiny_bert, tmp_path, monkeypat
     monkeypatch.setenv("RANKSTACK_BF16", "0")
     assert "bf16" not in candidate_paths(PRECISIONS)
     assert CrossEncoderReranker(str(tiny_bert), precision="bf16", max_length=16).precision_used == "fp32"
+
+
+def test_a_score_in_input_model_is_calibrated_on_the_inputs_it_reranks(tiny_bert, tmp_path):
+    """Askari et al.'s score-in-input model reads "<query> [SEP] <n>": calibrating it on bare pairs would
+    measure (and pick a path for) inputs it never sees. The pairs keep each first-stage score, normalised
+    over the model's depth as reranking does, and the scorer is fed exactly reranking's texts."""
+    from rankstack.rerank.base import normalised_first_scores
+    from rankstack.rerank.calibrate import calibrate_reranker, calibration_pairs
+
+    model = CrossEncoderReranker(str(tiny_bert), precision="fp32", max_length=32, first_score_in_input=True)
+    model.first_score_depth = 3
+    model.save(tmp_path / "ce")
+    docs = {f"d{i}": t for i, t in enumerate(D[:4])}
+    queries = Queries(("q1", "q2"), tuple(Q[:2]))
+    run = Run.from_dict({q: {d: float(10 - 2 * j) for j, d in enumerate(docs)} for q in queries.qids},
+                        queries=queries)
+    bare = calibration_pairs(run, lambda ids: [docs[i] for i in ids], pairs=8, per_query=4)
+    assert bare.first_scores is None
+    with pytest.raises(InputError, match="reads the first-stage score in its input"):
+        calibrate_reranker(str(tmp_path / "ce"), bare, max_length=32, cache_dir=tmp_path / "c", paths=["fp32"])
+    pairs = calibration_pairs(run, lambda ids: [docs[i] for i in ids], pairs=8, per_query=4, first_score_depth=3)
+    # scores 10, 8, 6 | 4: normalised over the top 3 -> 1, 0.5, 0, and the fourth clipped to 0
+    np.testing.assert_allclose(pairs.first_scores, [1.0, 0.5, 0.0, 0.0] * 2)
+    np.testing.assert_allclose(normalised_first_scores([10.0, 8.0, 6.0, 4.0], 4, None), [1, 2 / 3, 1 / 3, 0])
+    seen: list[list[str]] = []
+    real_score = CrossEncoderReranker.score
+
+    def recording(self, query_texts, doc_texts):
+        seen.append(list(query_texts))
+        return real_score(self, query_texts, doc_texts)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CrossEncoderReranker, "score", recording)
+        decision = calibrate_reranker(str(tmp_path / "ce"), pairs, max_length=32, batch_size=4,
+                                      cache_dir=tmp_path / "c", paths=["fp32", "onnx-fp32"], rounds=1)
+        reranked_inputs: list[list[str]] = []
+        reranker = CrossEncoderReranker(str(tmp_path / "ce"), documents=docs, precision="fp32", depth=4)
+        mp.setattr(CrossEncoderReranker, "score",
+                   lambda self, q, d: reranked_inputs.append(list(q)) or np.zeros(len(q)))
+        reranker(run)
+    assert decision.path in ("fp32", "onnx-fp32")
+    full = max(seen, key=len)
+    assert [t.rsplit(" [SEP] ", 1)[1] for t in full] == ["100", "50", "0", "0"] * 2
+    assert sorted(full) == sorted(reranked_inputs[0])  # calibration scores what reranking scores
+    assert not any(t in Q for t in full)  # never a bare query
