@@ -3,7 +3,8 @@
 Stacks fused by z-score CombSUM (per query, each run's scores standardised, then summed) over the
 runs they share: BM25 (k1=0.9, b=0.4) top 1000, the ADORE query encoder over MiniLM's document
 vectors top 1000 (issue 15, benchmarks/biencoder.md), and a cross-encoder's reranking of BM25's top
-100 (a run file written by ``rankstack rerank``, e.g. by bench_adapt.py). Every stack is compared with
+100 (a run file written by ``rankstack rerank``, e.g. by bench_adapt.py); each cross-encoder also
+stacked with MiniLM alone, z(minilm, CE), for a model that reads BM25's score in its input. Every stack is compared with
 BM25 and with today's two- and three-way hybrids by ``rankstack.compare`` (paired t and
 randomization tests, Holm):
 
@@ -30,14 +31,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-def named(spec: str) -> tuple[str, str]:
+def named(spec: str, folder: bool = False) -> tuple[str, str]:
     """``NAME=PATH`` -> (name, path); anything else is an argparse error (one line, no traceback)."""
     name, sep, path = spec.partition("=")
     if not sep or not name or not path:
         raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {spec!r}")
-    if not Path(path).is_file():
-        raise argparse.ArgumentTypeError(f"{path}: no such file")
+    if not (Path(path).is_dir() if folder else Path(path).is_file()):
+        raise argparse.ArgumentTypeError(f"{path}: no such {'folder' if folder else 'file'}")
     return name, path
+
+
+def named_folder(spec: str) -> tuple[str, str]:
+    return named(spec, folder=True)
 
 
 def main() -> None:
@@ -49,6 +54,9 @@ def main() -> None:
     ap.add_argument("--run", action="append", default=[], type=named, metavar="NAME=RUN",
                     help="another run to compare as it is, not stacked (e.g. hybrid=.cache/adapt_bench/C/hybrid.run, "
                          "the untrained RRF hybrid)")
+    ap.add_argument("--dense", action="append", default=[], type=named_folder, metavar="NAME=ENCODER",
+                    help="another dense retriever (a bi-encoder folder, e.g. one adapted by 'rankstack train "
+                         "biencoder --synthetic-queries') stacked like MiniLM: z(bm25,NAME) and z(bm25,NAME,CE)")
     ap.add_argument("--adore", default=".cache/models/bi-adore", help="the ADORE query encoder folder ('none': "
                                                                      "no ADORE stacks)")
     ap.add_argument("--collection", default="scifact")
@@ -72,6 +80,8 @@ def main() -> None:
             "minilm": (parse_pipeline("dense(encoder='minilm')", ctx) % 1000)(queries).replace(name="minilm")}
     for name, path in args.run:
         runs[name] = read_run(path).replace(name=name)
+    for name, encoder in args.dense:
+        runs[name] = (parse_pipeline(f"dense(encoder='{encoder}')", ctx) % 1000)(queries).replace(name=name)
     if args.adore != "none" and Path(args.adore).is_dir():
         runs["adore"] = (query_side_retriever(coll, args.adore, args.cache_dir) % 1000)(queries).replace(name="adore")
 
@@ -82,6 +92,8 @@ def main() -> None:
     z("bm25", "minilm")
     if "adore" in runs:
         z("bm25", "adore")
+    for dense, _ in args.dense:
+        z("bm25", dense)
     for name, path in args.ce_scores:
         from rankstack.types import Run
 
@@ -95,6 +107,9 @@ def main() -> None:
             runs[name] = read_run(path).replace(name=name)
         z("bm25", name)
         z("bm25", "minilm", name)
+        z("minilm", name)  # a model with BM25's score in its input already carries BM25
+        for dense, _ in args.dense:
+            z("bm25", dense, name)
         if "adore" in runs:
             z("bm25", "adore", name)
     report = {"cpu": cpu_name(), "runs": sorted(runs), "comparisons": {}}
