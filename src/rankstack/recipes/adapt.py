@@ -91,7 +91,8 @@ class AdaptConfig:
                                                         "model's; 0 lets torch run fused attention, ~1.4x with "
                                                         "--fused-optimizer, benchmarks/training.md)")
     first_score_in_input: bool = option(False, help="BM25's score in the model input (Askari et al., ECIR 2023; see "
-                                                    "'rankstack train reranker --help')")
+                                                    "'rankstack train reranker --help'); helps with --real-split, "
+                                                    "not on synthetic queries alone (benchmarks/adapt.md)")
     seed: int = option(0, help="seeds selection, generation, the held-back split, negatives and training")
     work_dir: Path | None = option(None, help="where generated queries are kept (none: under --cache-dir, keyed "
                                               "by the generation settings, so a re-run resumes)")
@@ -231,6 +232,16 @@ class AdaptReport:
                 "head, benchmarks/adapt.md) or give training more time (--time-budget)")
 
 
+# Measured (benchmarks/adapt.md, eleventh session): a synthetic query's source is BM25's first document for
+# ~87% of the queries the round-trip filter keeps, so with no real judgements the score in the input predicts the
+# label and the model learns "BM25's first is relevant" (cranfield: BM25's first kept first on 224 of 225 test
+# queries, 0.3476 vs the plain CE's 0.3639); with scifact's judgements the same option gained +0.025.
+SYNTHETIC_SCORE_WARNING = ("--first-score-in-input without --real-split: on synthetic queries alone the model "
+                           "tends to learn that BM25's first document is the relevant one (their source is BM25's "
+                           "first for most of them) and keeps BM25's order at the top; it helped with real "
+                           "judgements (benchmarks/adapt.md)")
+
+
 def _reranker_config(cfg: AdaptConfig) -> Any:
     from rankstack.recipes.reranker import RerankerTrainConfig
 
@@ -283,6 +294,8 @@ def run(config: AdaptConfig, *, progress: bool | None = True, backend: Any = Non
     report_file = report_path(config)
     check_output_file(report_file, inputs)
     n_docs, n_empty = _check_corpus(collection)
+    if config.first_score_in_input and not config.real_split:
+        log.warning(SYNTHETIC_SCORE_WARNING)
 
     gen = synthetic_queries(config, collection, progress=progress, backend=backend)
     t_gen = time.perf_counter()

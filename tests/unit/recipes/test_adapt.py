@@ -107,16 +107,19 @@ def test_adapt_trains_a_cross_encoder_that_rerank_loads_and_reports_next_to_it(t
     assert "held-back synthetic RR@10" in report.to_text()
 
 
-def test_adapt_with_the_first_stage_score_in_the_input_records_its_depth(tiny_bert, tmp_path):
+def test_adapt_with_the_first_stage_score_in_the_input_records_its_depth(tiny_bert, tmp_path, caplog):
     from rankstack.recipes import adapt
     from rankstack.rerank.cross_encoder import CrossEncoderReranker
 
     coll = write_collection(tmp_path / "c")
     out = tmp_path / "adapted"
-    adapt.run(config(coll, out, tiny_bert, synthetic(coll, tmp_path / "q.jsonl"), first_score_in_input=True,
-                     negative_depth=40), progress=False)
+    with caplog.at_level("WARNING", logger="rankstack.recipes.adapt"):
+        adapt.run(config(coll, out, tiny_bert, synthetic(coll, tmp_path / "q.jsonl"), first_score_in_input=True,
+                         negative_depth=40), progress=False)
     model = CrossEncoderReranker(str(out))
     assert model.first_score_in_input and model.first_score_depth == 40  # BM25's k: max(negative depth, 30)
+    # synthetic queries alone: the user is told the score becomes a shortcut (measured on cranfield)
+    assert adapt.SYNTHETIC_SCORE_WARNING in caplog.text
 
 
 def test_adapt_mixes_real_judgements_and_trains_gpl_with_a_teacher(tiny_bert, tmp_path):
