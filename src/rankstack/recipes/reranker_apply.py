@@ -95,39 +95,40 @@ class RerankResult:
                 f"in {self.seconds:.1f}s ({self.pairs_per_s:.0f} pairs/s, {self.precision})")
 
 
-def _first_score_depth(model: Path) -> int | None:
+def _saved_manifest(model: str | Path) -> dict[str, Any] | None:
+    """A rankstack cross-encoder's manifest, checked (JSON, own checksum, kind, version; the weights are
+    verified when the model loads), or None for a plain transformers folder: a corrupt one is the
+    loader's one-line error here too, before any calibration work."""
+    from rankstack.rerank.cross_encoder import FORMAT_VERSION, KIND
+    from rankstack.storage import MANIFEST, read_manifest
+
+    if not (Path(model) / MANIFEST).is_file():
+        return None
+    return read_manifest(model, KIND, (FORMAT_VERSION,), verify=False)
+
+
+def _first_score_depth(manifest: dict[str, Any] | None) -> int | None:
     """The depth a score-in-input model normalises its first-stage scores over (its manifest's
     ``first_score_depth``; the whole list when it names none), or None for a model of bare pairs."""
-    import json
-
-    from rankstack.storage import MANIFEST
-
-    manifest_path = Path(model) / MANIFEST
-    if not manifest_path.is_file():
-        return None
-    params = json.loads(manifest_path.read_text("utf-8")).get("params") or {}
+    params = (manifest or {}).get("params") or {}
     if not params.get("first_score_in_input"):
         return None
     return int(params.get("first_score_depth") or 1000)
 
 
-def _calibration_source(config: RerankConfig, collection: Any, first: Any,
+def _calibration_source(config: RerankConfig, collection: Any, first: Any, manifest: dict[str, Any] | None,
                         depth: int = 20) -> tuple[Any, Any]:
     """(run with query texts, qrels or None) whose pairs calibrate: held-out training queries of the
     model's collection if its manifest names them, else the collection's train split, else ``first``.
     ``depth``: how deep BM25 retrieves them (a score-in-input model needs its normalisation depth)."""
     from rankstack.registry import Context, build
-    from rankstack.storage import MANIFEST
 
     if "train" not in collection.splits():
         return first, None
     queries, qrels = collection.queries("train"), collection.qrels("train")
     qids = list(queries.qids)  # Collection.queries(split) holds the judged ones
-    manifest_path = Path(config.model) / MANIFEST
-    if manifest_path.is_file():
-        import json
-
-        training = json.loads(manifest_path.read_text("utf-8")).get("training") or {}
+    if manifest is not None:
+        training = manifest.get("training") or {}
         cfg = training.get("config") or {}
         same = str(training.get("collection", "")) and Path(str(training["collection"])).resolve() == \
             Path(collection.path).resolve()
@@ -167,8 +168,9 @@ def run(config: RerankConfig, *, progress: bool = True) -> RerankResult:
     if config.precision == "auto":
         from rankstack.rerank.calibrate import calibrate_reranker, calibration_pairs
 
-        score_depth = _first_score_depth(config.model)
-        source, qrels = _calibration_source(config, collection, first, depth=max(20, score_depth or 0))
+        manifest = _saved_manifest(config.model)
+        score_depth = _first_score_depth(manifest)
+        source, qrels = _calibration_source(config, collection, first, manifest, depth=max(20, score_depth or 0))
         pairs = calibration_pairs(source, collection.doc_texts, qrels, pairs=config.calibration_pairs,
                                   first_score_depth=score_depth)
         decision = calibrate_reranker(config.model, pairs, max_length=config.max_length, batch_size=config.batch_size,

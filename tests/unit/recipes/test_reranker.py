@@ -255,6 +255,16 @@ def test_first_score_in_input_trains_on_the_scores_it_reranks_with(tiny_bert, tm
     pairs = got["pairs"]
     assert res.precision == "fp32" and pairs.first_scores is not None and 0 < len(pairs) <= 12
     assert pairs.first_scores.max() == 1.0 and (pairs.first_scores >= 0).all()
+    # a corrupt manifest is the loader's one line (naming the file), not a JSON traceback from calibration
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "manifest.json").write_text("{bad")
+    with pytest.raises(InputError, match="manifest.json.*not valid JSON"):
+        rerank(RerankConfig(model=str(broken), collection=str(coll), run=tmp_path / "b.run", out=tmp_path / "x.run",
+                            precision="auto", calibration_pairs=12, cache_dir=tmp_path / "cache"), progress=False)
+    assert not (tmp_path / "x.run").exists()
     with pytest.raises(InputError, match="LoRA adapter"):
         config(coll, tmp_path / "a", tiny_bert, first_score_in_input=True, lora_rank=4)
 
