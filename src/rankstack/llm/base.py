@@ -1,8 +1,8 @@
 """The LLM backend protocol shared by LLM rerankers (issue 16) and query generation (issue 13).
 
 Why one protocol: every LLM ranking strategy needs only a few primitives -- batched log-probabilities
-of given single-token continuations (pointwise yes/no, PRP "A"/"B", FIRST's identifier logits),
-batched generation with per-token log-probabilities (listwise permutations, synthetic queries) and,
+of given single-token continuations (pointwise yes/no, PRP "A"/"B", FIRST's identifier logits), the
+per-token log-probabilities of a given multi-token continuation (query likelihood, UPR), batched generation with per-token log-probabilities (listwise permutations, synthetic queries) and,
 for in-context reranking, attention maps. A local transformers model, an OpenAI-compatible server
 (vLLM, llama.cpp server, Ollama) and a scripted fake all offer them, so strategies are written once.
 
@@ -141,6 +141,10 @@ class LLMBackend:
                   stop: tuple[str, ...]) -> list[Generation]:
         raise NotImplementedError
 
+    def _continuation_logprobs(self, prompts: list[Prompt], continuations: list[str]) -> tuple[list[np.ndarray], int]:
+        raise not_supported(self.name, "log-probabilities of a given continuation",
+                            "use a local transformers backend (model='smollm2', a GGUF file or a model folder)")
+
     def candidate_tokens(self, candidates: Sequence[str]) -> list[Any]:
         """The single token of each candidate continuation, or InputError naming one that is several."""
         raise NotImplementedError
@@ -178,6 +182,27 @@ class LLMBackend:
         self.usage.add(prompt_tokens=n_prompt, seconds=took[0], calls=1)
         out = np.asarray(out, dtype=np.float64).reshape(len(prompts), len(candidates))
         return out
+
+    def continuation_logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[np.ndarray]:
+        """Teacher-forced log-probability of each token of ``continuations[i]`` after ``prompts[i]``.
+
+        One array per pair (as many values as the continuation has tokens for this model). The
+        continuation is appended to the rendered prompt as-is (a Chat's ``prefix`` included), so a
+        leading space belongs to the caller. Empty continuations are refused: they have no likelihood.
+        """
+        prompts, continuations = list(prompts), [str(c) for c in continuations]
+        if len(prompts) != len(continuations):
+            raise InputError(f"continuation_logprobs needs one continuation per prompt, got {len(prompts)} prompts "
+                             f"and {len(continuations)} continuations")
+        empty = next((i for i, c in enumerate(continuations) if not c.strip()), None)
+        if empty is not None:
+            raise InputError(f"continuation {empty} is empty: it has no likelihood", fix="give non-empty text")
+        if not prompts:
+            return []
+        with self._timed() as took:
+            out, n_tokens = self._continuation_logprobs(prompts, continuations)
+        self.usage.add(prompt_tokens=n_tokens, seconds=took[0], calls=1)
+        return [np.asarray(v, dtype=np.float64) for v in out]
 
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 64, temperature: float = 0.0,
                  seed: int = 0, stop: Sequence[str] = ()) -> list[Generation]:

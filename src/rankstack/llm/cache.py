@@ -94,6 +94,22 @@ class CachedBackend(LLMBackend):
             self._put({keys[i]: [float(x) for x in row] for i, row in zip(todo, fresh)})
         return out
 
+    def continuation_logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[np.ndarray]:
+        prompts, continuations = list(prompts), [str(c) for c in continuations]
+        if len(prompts) != len(continuations):  # the inner backend words the error
+            return self.inner.continuation_logprobs(prompts, continuations)
+        keys = [self._key("continuation", prompt_key(p), c) for p, c in zip(prompts, continuations)]
+        found = self._get(keys)
+        out: list[np.ndarray] = [np.asarray(found[k], dtype=np.float64) if k in found else np.zeros(0) for k in keys]
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        self.usage.add(cache_hits=len(prompts) - len(todo))
+        if todo:
+            fresh = self.inner.continuation_logprobs([prompts[i] for i in todo], [continuations[i] for i in todo])
+            for i, values in zip(todo, fresh):
+                out[i] = values
+            self._put({keys[i]: [float(x) for x in out[i]] for i in todo})
+        return out
+
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 64, temperature: float = 0.0,
                  seed: int = 0, stop: Sequence[str] = ()) -> list[Generation]:
         prompts = list(prompts)

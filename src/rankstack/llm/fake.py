@@ -9,7 +9,9 @@ scriptable functions of the rendered prompt text:
   (default: a hash of the prompt and candidate, i.e. arbitrary but repeatable);
 - ``respond(text) -> str``: the generated text (default: an empty answer);
 - ``attention(segments, source) -> weights``: one weight per segment (default: the share of the
-  source segment's words found in each segment).
+  source segment's words found in each segment);
+- ``likelihood(text, tokens) -> log-probabilities``: one per token of a given continuation (default:
+  log 0.5 for a word of the prompt, log 0.05 for any other token: overlap reads as likely).
 
 ``calls`` counts calls per primitive, so a test can assert that a cached re-run made none.
 """
@@ -51,6 +53,11 @@ def _hash_score(*parts: str) -> float:
     return int.from_bytes(digest[:4], "little") / 2**32 * 4.0 - 2.0
 
 
+def _copy_likelihood(text: str, tokens: Sequence[str]) -> list[float]:
+    seen = {w.lower() for w in fake_tokens(text)}
+    return [float(np.log(0.5 if t.lower() in seen else 0.05)) for t in tokens]
+
+
 def _overlap(segments: Sequence[str], source: int) -> np.ndarray:
     words = {w.lower() for w in fake_tokens(segments[source]) if w.isalnum()}
     out = []
@@ -66,6 +73,7 @@ class FakeLM(LLMBackend):
     def __init__(self, logprobs: Callable[[str, list[str]], Sequence[float]] | None = None,
                  respond: Callable[[str], str] | None = None,
                  attention: Callable[[Sequence[str], int], Sequence[float]] | None = None,
+                 likelihood: Callable[[str, list[str]], Sequence[float]] | None = None,
                  name: str = "fake", context_length: int = 4096, delay: float = 0.0) -> None:
         super().__init__()
         self.name = name
@@ -73,6 +81,7 @@ class FakeLM(LLMBackend):
         self._logprobs = logprobs or (lambda text, cands: [_hash_score(text, c) for c in cands])
         self._respond = respond or (lambda text: "")
         self._attention = attention or _overlap
+        self._likelihood = likelihood or _copy_likelihood
         self.delay = delay
         self.calls: Counter[str] = Counter()
 
@@ -115,6 +124,19 @@ class FakeLM(LLMBackend):
             n += self._check(text)
             raw = np.asarray(self._logprobs(text, list(token_ids)), dtype=np.float64)
             out[i] = raw - np.logaddexp.reduce(raw)
+        return out, n
+
+    def _continuation_logprobs(self, prompts: list[Prompt], continuations: list[str]) -> tuple[list[np.ndarray], int]:
+        self.calls["continuation"] += 1
+        self._sleep()
+        out, n = [], 0
+        for p, c in zip(prompts, continuations):
+            text, tokens = self.render(p), fake_tokens(c)
+            n += self._check(text, len(tokens)) + len(tokens)
+            values = np.asarray(self._likelihood(text, tokens), dtype=np.float64)
+            if values.shape != (len(tokens),) or np.any(values > 0):
+                raise ValueError(f"scripted likelihood gave {values!r} for {len(tokens)} tokens")
+            out.append(values)
         return out, n
 
     def _generate(self, prompts: list[Prompt], max_new_tokens: int, temperature: float, seed: int,

@@ -15,6 +15,7 @@ _LAZY = {
     "CrossEncoderReranker": "rankstack.rerank.cross_encoder",
     "save_cross_encoder": "rankstack.rerank.cross_encoder",
     "PointwiseLLMReranker": "rankstack.rerank.llm.pointwise",
+    "QueryLikelihoodReranker": "rankstack.rerank.llm.query_likelihood",
     "PRPReranker": "rankstack.rerank.llm.prp",
     "ListwiseReranker": "rankstack.rerank.llm.listwise",
     "ICRReranker": "rankstack.rerank.llm.icr",

@@ -25,6 +25,7 @@ import numpy as np
 from rankstack.data.beir import Document
 from rankstack.errors import InputError
 from rankstack.llm.base import Chat, LLMBackend
+from rankstack.rerank.llm.prompts import QUESTION_INSTRUCTION, QUESTION_PREFIX
 from rankstack.synth.generators import Generated, QueryGenerator, short_hash
 from rankstack.synth.quality import clean_query, rejection_reason
 
@@ -32,10 +33,9 @@ __all__ = ["InstructGenerator", "InParsGenerator", "INSTRUCT_PROMPTS", "INPARS_P
 
 # name -> (user template with {doc}, system message or None, pre-filled start of the reply)
 INSTRUCT_PROMPTS: dict[str, tuple[str, str | None, str]] = {
-    "question": ("Generate a question that a user might type into a search engine to find the following "
-                 "text.\n\nText: {doc}", None, ""),
-    "question-prefilled": ("Generate a question that a user might type into a search engine to find the "
-                           "following text.\n\nText: {doc}", None, "Question:"),
+    "question": (f"{QUESTION_INSTRUCTION}\n\nText: {{doc}}", None, ""),
+    # the same prompt the query-likelihood reranker (llm_query_likelihood) scores queries under
+    "question-prefilled": (f"{QUESTION_INSTRUCTION}\n\nText: {{doc}}", None, QUESTION_PREFIX),
     "after": ("Text: {doc}\n\nWhat question does this text answer? Reply with one short question.", None,
               "Question:"),
     "query": ("Write a short search query (at most 10 words) that someone would type into a search engine to "

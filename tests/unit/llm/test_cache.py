@@ -64,3 +64,17 @@ def test_load_backend_wraps_in_the_cache_folder(tmp_path):
     backend = load_backend("fake", cache_dir=tmp_path)
     assert isinstance(backend, CachedBackend) and (tmp_path / "llm.sqlite").is_file()
     assert not isinstance(load_backend("fake", cache_dir=tmp_path, cache=False), CachedBackend)
+
+
+def test_continuation_logprobs_are_cached(tmp_path):
+    lm = FakeLM()
+    cached = CachedBackend(lm, tmp_path / "c.sqlite")
+    prompts, conts = [Chat.user("cats purr"), "dogs bark"], [" cats", " purr loudly"]
+    first = cached.continuation_logprobs(prompts, conts)
+    assert lm.calls["continuation"] == 1
+    again = CachedBackend(lm, tmp_path / "c.sqlite")
+    second = again.continuation_logprobs(prompts[::-1] + [prompts[0]], conts[::-1] + [" dogs"])  # 2 hits, 1 new
+    assert lm.calls["continuation"] == 2 and again.usage.cache_hits == 2
+    np.testing.assert_allclose(second[0], first[1])
+    np.testing.assert_allclose(second[1], first[0])
+    assert [len(v) for v in second] == [2, 1, 1]

@@ -40,6 +40,14 @@ def test_logprobs_and_generation_through_http():
         backend.close()
 
 
+def test_continuation_likelihood_is_refused_over_http_with_the_fix():
+    with LLMServer(oracle_lm(by_word)) as server:
+        backend = OpenAIBackend(server.url + "/v1", model="fake", backoff=0.01)
+        with pytest.raises(InputError, match=r"not supported: .*log-probabilities of a given continuation.*smollm2"):
+            backend.continuation_logprobs(["Passage: alpha"], [" which word"])
+        backend.close()
+
+
 def test_full_sliding_window_rerank_through_http():
     with LLMServer(oracle_lm(by_word)) as server:
         backend = OpenAIBackend(server.url, backoff=0.01)

@@ -118,3 +118,34 @@ def test_a_file_that_is_not_gguf(tmp_path):
         load_backend(str(bad))
     with pytest.raises(InputError, match="neither a known name nor an existing file"):
         load_backend(str(tmp_path / "missing"))
+
+
+def test_continuation_logprobs_are_teacher_forced_and_batch_independent(tiny):
+    import torch
+
+    prompts = [Chat.user("passage cats purr", prefix="query"), Chat.user("dogs bark . a b c d", prefix=":"),
+               "the cats"]
+    conts = [" cats purr", " dogs", " purr ? the answer is yes"]
+    batch = tiny.continuation_logprobs(prompts, conts)
+    single = [tiny.continuation_logprobs([p], [c])[0] for p, c in zip(prompts, conts)]
+    assert [len(v) for v in batch] == [2, 1, 6]
+    for b, s in zip(batch, single):
+        np.testing.assert_allclose(b, s, atol=1e-4)
+    # by hand: one unpadded forward of prompt + continuation, the log-softmax at each continuation token
+    head, tail = tiny.encode(prompts[2]), tiny.tokenizer(conts[2], add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        logits = tiny.model(input_ids=torch.tensor([head + tail])).logits[0].float()
+    logp = torch.log_softmax(logits, -1)
+    manual = [float(logp[len(head) + k - 1, t]) for k, t in enumerate(tail)]
+    np.testing.assert_allclose(batch[2], manual, atol=1e-4)
+    assert all(np.all(v < 0) for v in batch)
+
+
+def test_continuation_logprobs_bad_input(tiny):
+    with pytest.raises(InputError, match="one continuation per prompt"):
+        tiny.continuation_logprobs(["cats"], [" a", " b"])
+    with pytest.raises(InputError, match="continuation 1 is empty"):
+        tiny.continuation_logprobs(["cats", "dogs"], [" a", "  "])
+    with pytest.raises(InputError, match="exceeds the context length"):
+        tiny.continuation_logprobs(["cats " * 120], [" purr " * 20])
+    assert tiny.continuation_logprobs([], []) == []

@@ -19,6 +19,7 @@ from tests.fixtures.beir import write_beir
 
 STRATEGIES = {
     "pointwise": "llm_pointwise(model='fake')",
+    "query_likelihood": "llm_query_likelihood(model='fake')",
     "prp": "llm_prp(model='fake', variant='sorting', k=2)",
     "listwise": "llm_listwise(model='fake', window=3, stride=2)",
     "first": "llm_first(model='fake', window=3, stride=2)",
@@ -33,7 +34,7 @@ def tiny(tmp_path) -> Path:
 
 
 def test_strategies_are_registered():
-    assert {"llm_pointwise", "llm_prp", "llm_listwise", "llm_first", "llm_fullrank", "llm_icr"} <= set(names())
+    assert {"llm_pointwise", "llm_query_likelihood", "llm_prp", "llm_listwise", "llm_first", "llm_fullrank", "llm_icr"} <= set(names())
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))

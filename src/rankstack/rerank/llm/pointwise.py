@@ -31,6 +31,7 @@ class PointwiseLLMReranker(PairScorer):
     """``log P(Yes) - log P(No)`` per pair; passages truncated to ``max_passage_tokens``."""
 
     name = "llm_pointwise"
+    strategy = "pointwise"  # the name in the cost metadata
 
     def __init__(self, backend: LLMBackend, documents: DocumentSource = None, depth: int | None = 20,
                  batch_size: int = 8, max_passage_tokens: int | None = 100, combine: str | None = None,
@@ -62,7 +63,7 @@ class PointwiseLLMReranker(PairScorer):
             costs[q] = self.backend.usage.minus(before)
         out = Run.concat(runs, name=f"{inp.name} >> {self.name}") if runs else \
             inp.replace(name=f"{inp.name} >> {self.name}")
-        return out.replace(metadata={"llm": cost_metadata(self.backend, "pointwise", costs)})
+        return out.replace(metadata={"llm": cost_metadata(self.backend, self.strategy, costs)})
 
 
 @register("llm_pointwise", kind="reranker")

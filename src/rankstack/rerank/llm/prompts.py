@@ -2,7 +2,8 @@
 
 Each follows its paper's prompt (adapted to one user turn of a chat template):
 pointwise yes/no as in "Holistic Evaluation of Language Models" / UPR-style relevance generation
-(Liang et al., 2022); PRP's "Passage A / Passage B" prompt (Qin et al., 2023); RankGPT's listwise
+(Liang et al., 2022); query likelihood after a question-writing instruction, as UPR ("Improving
+Passage Retrieval with Zero-Shot Question Generation", Sachan et al., EMNLP 2022); PRP's "Passage A / Passage B" prompt (Qin et al., 2023); RankGPT's listwise
 instruction with ``[1] > [2]`` output (Sun et al., 2023); FIRST's letter identifiers (Reddy et al.,
 2024, single tokens where numbers split into digits); ICR's "Here are some paragraphs" context with the
 query last (Chen et al., 2024).
@@ -16,7 +17,8 @@ from collections.abc import Sequence
 from rankstack.errors import InputError
 from rankstack.llm.base import Chat
 
-__all__ = ["EMPTY_DOC", "identifiers", "pointwise_prompt", "prp_prompt", "listwise_prompt", "icr_segments",
+__all__ = ["EMPTY_DOC", "identifiers", "pointwise_prompt", "QUESTION_INSTRUCTION", "QUESTION_PREFIX",
+           "query_likelihood_prompt", "prp_prompt", "listwise_prompt", "icr_segments",
            "YES_NO", "PRP_CHOICES"]
 
 EMPTY_DOC = "(empty document)"  # what an empty or blank document reads as in every prompt
@@ -40,6 +42,17 @@ def identifiers(n: int, kind: str) -> list[str]:
 def pointwise_prompt(query: str, doc: str) -> Chat:
     return Chat.user(f"Passage: {doc}\nQuery: {query}\n"
                      "Does the passage answer the query? Answer 'Yes' or 'No'.")
+
+
+# UPR's "Please write a question based on this passage", worded as the instruct query generator's
+# default prompt (rankstack.synth): the scorer asks how likely this passage was to produce the query.
+QUESTION_INSTRUCTION = "Generate a question that a user might type into a search engine to find the following text."
+QUESTION_PREFIX = "Question:"
+
+
+def query_likelihood_prompt(doc: str) -> Chat:
+    """The passage and the instruction; the query is scored as the continuation after ``Question:``."""
+    return Chat.user(f"{QUESTION_INSTRUCTION}\n\nText: {doc}", prefix=QUESTION_PREFIX)
 
 
 def prp_prompt(query: str, doc_a: str, doc_b: str) -> Chat:
