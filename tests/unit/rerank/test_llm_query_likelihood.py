@@ -1,4 +1,4 @@
-"""UPR query likelihood with the fake LM: the score is the query tokens' mean (or summed) log-probability
+"""UPR query likelihood with the fake LM: the score is the query tokens' mean log-probability
 after the passage and the question instruction; ranking, costs, empty documents and queries, errors."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def make_run():
     return Run(["q1"] * 4 + ["q2"] * 4, list(DOCS) * 2, [4, 3, 2, 1] * 2, queries=q)
 
 
-def test_score_is_the_mean_or_sum_of_the_query_tokens_log_probabilities():
+def test_score_is_the_mean_of_the_query_tokens_log_probabilities():
     seen = []
 
     def likelihood(text, tokens):
@@ -33,8 +33,6 @@ def test_score_is_the_mean_or_sum_of_the_query_tokens_log_probabilities():
     np.testing.assert_allclose(stage.score(["x  y", "x y"], ["cats", "dogs"]), [-2.0, -3.0])
     text, tokens = seen[0]
     assert QUESTION_INSTRUCTION in text and text.endswith("assistant: Question:") and tokens == ["x", "y"]
-    summed = QueryLikelihoodReranker(FakeLM(likelihood=likelihood), DOCS, aggregate="sum")
-    np.testing.assert_allclose(summed.score(["x y"], ["cats"]), [-4.0])
 
 
 def test_ranks_passages_that_would_produce_the_query_first_with_costs_per_query():
@@ -58,8 +56,8 @@ def test_passages_are_truncated_and_an_empty_one_is_the_placeholder():
 
 
 def test_errors_are_one_line_and_name_the_query():
-    with pytest.raises(InputError, match="unknown aggregate 'max'"):
-        QueryLikelihoodReranker(FakeLM(), DOCS, aggregate="max")
+    with pytest.raises(InputError, match="depth must be a positive integer"):
+        QueryLikelihoodReranker(FakeLM(), DOCS, depth=0)
     empty = Run(["q1"], ["a"], [1.0], queries=Queries(("q1",), ("   ",)))
     with pytest.raises(InputError, match="query 'q1': a query is empty"):
         QueryLikelihoodReranker(FakeLM(), DOCS)(empty)

@@ -15,7 +15,6 @@ is recorded, and the score can be combined with the first stage (``combine='inte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 
@@ -31,23 +30,20 @@ __all__ = ["QueryLikelihoodReranker"]
 
 
 class QueryLikelihoodReranker(PointwiseLLMReranker):
-    """``mean`` (UPR) or ``sum`` of the query tokens' log-probabilities after the passage; passages are
-    truncated to ``max_passage_tokens`` (200: the query generator's default, so both see the same text)."""
+    """The mean log-probability of the query's tokens after the passage (UPR). Passages are truncated to
+    ``max_passage_tokens`` (200: the query generator's default, so both see the same text). The mean,
+    not the sum: within one query both rank alike, and the mean keeps scores of short and long queries
+    on one scale (what fusion and distillation margins compare)."""
 
     name = "llm_query_likelihood"
     strategy = "query_likelihood"
 
     def __init__(self, backend: LLMBackend, documents: DocumentSource = None, depth: int | None = 20,
-                 batch_size: int = 8, max_passage_tokens: int | None = 200,
-                 aggregate: Literal["mean", "sum"] = "mean", combine: str | None = None, alpha: float = 0.5,
-                 norm: str = "zscore", rrf_k: int = 60, progress: bool = False) -> None:
-        if aggregate not in ("mean", "sum"):
-            raise InputError(f"llm_query_likelihood: unknown aggregate {aggregate!r}",
-                             fix="choose 'mean' (UPR: length-normalised) or 'sum'")
+                 batch_size: int = 8, max_passage_tokens: int | None = 200, combine: str | None = None,
+                 alpha: float = 0.5, norm: str = "zscore", rrf_k: int = 60, progress: bool = False) -> None:
         super().__init__(backend, documents=documents, depth=depth, batch_size=batch_size,
                          max_passage_tokens=max_passage_tokens, combine=combine, alpha=alpha, norm=norm,
                          rrf_k=rrf_k, progress=progress)
-        self.aggregate = aggregate
 
     def score_pairs(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
         queries = [" ".join(str(q).split()) for q in query_texts]
@@ -60,19 +56,17 @@ class QueryLikelihoodReranker(PointwiseLLMReranker):
         # the query follows the pre-filled "Question:" after one space, as a generated question would
         values = self.backend.continuation_logprobs([query_likelihood_prompt(d) for d in docs],
                                                     [" " + q for q in queries])
-        reduce = np.mean if self.aggregate == "mean" else np.sum
-        return np.array([float(reduce(v)) for v in values])
+        return np.array([float(np.mean(v)) for v in values])
 
 
 @register("llm_query_likelihood", kind="reranker")
 def build_llm_query_likelihood(context: Context | None = None, model: str = "smollm2", depth: int | None = 20,
                                batch_size: int = 8, max_passage_tokens: int | None = 200,
-                               aggregate: Literal["mean", "sum"] = "mean", combine: str | None = None,
-                               alpha: float = 0.5, norm: str = "zscore", threads: int | None = None,
-                               cache: bool = True, progress: bool = False) -> QueryLikelihoodReranker:
+                               combine: str | None = None, alpha: float = 0.5, norm: str = "zscore",
+                               threads: int | None = None, cache: bool = True,
+                               progress: bool = False) -> QueryLikelihoodReranker:
     """``bm25 % 20 >> llm_query_likelihood(model='smollm2')``: UPR's query likelihood per passage."""
     backend = backend_from(model, context, cache, threads, batch_size)
     return QueryLikelihoodReranker(backend, documents=context.collection if context else None, depth=depth,
                                    batch_size=batch_size, max_passage_tokens=max_passage_tokens,
-                                   aggregate=aggregate, combine=combine, alpha=alpha, norm=norm,
-                                   progress=progress)
+                                   combine=combine, alpha=alpha, norm=norm, progress=progress)
