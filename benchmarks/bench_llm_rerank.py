@@ -28,7 +28,8 @@ import numpy as np
 from rankstack.data.beir import Collection
 from rankstack.evaluate import evaluate
 from rankstack.llm.models import load_backend
-from rankstack.rerank.llm import ICRReranker, ListwiseReranker, PointwiseLLMReranker, PRPReranker
+from rankstack.rerank.llm import (ICRReranker, ListwiseReranker, PointwiseLLMReranker, PRPReranker,
+                                  QueryLikelihoodReranker)
 from rankstack.retrieve.bm25 import BM25Retriever
 from rankstack.types import Run
 
@@ -37,6 +38,7 @@ def strategies(backend, docs, depth, mpt):
     common = {"documents": docs, "max_passage_tokens": mpt}
     return {
         "pointwise (yes/no)": PointwiseLLMReranker(backend, depth=depth, batch_size=10, **common),
+        "query likelihood (UPR)": QueryLikelihoodReranker(backend, depth=depth, batch_size=10, **common),
         "PRP sorting (heap, top 3 of 10)": PRPReranker(backend, variant="sorting", k=3, depth=10, **common),
         "PRP sliding (1 pass over 10)": PRPReranker(backend, variant="sliding", k=1, depth=10, **common),
         "listwise generated (w10 s5)": ListwiseReranker(backend, mode="generate", window=10, stride=5,

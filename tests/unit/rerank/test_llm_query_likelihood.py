@@ -63,3 +63,9 @@ def test_errors_are_one_line_and_name_the_query():
         QueryLikelihoodReranker(FakeLM(), DOCS)(empty)
     with pytest.raises(InputError, match=r"query 'q1': .*exceeds the context length 8"):
         QueryLikelihoodReranker(FakeLM(context_length=8), DOCS)(make_run())
+
+
+def test_one_progress_bar_over_the_queries_not_one_per_query(capsys):
+    QueryLikelihoodReranker(FakeLM(), DOCS, progress=True)(make_run())
+    err = capsys.readouterr().err
+    assert "2/2" in err and "query" in err and "pair" not in err

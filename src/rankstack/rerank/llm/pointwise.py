@@ -50,17 +50,30 @@ class PointwiseLLMReranker(PairScorer):
         return lp[:, 0] - lp[:, 1]
 
     def transform(self, inp: StageInput) -> Run:
-        """Query by query (for per-query cost), then one Run with the costs in its metadata."""
+        """Query by query (for per-query cost; one progress bar over the queries), then one Run with the
+        costs in its metadata."""
         if not isinstance(inp, Run) or inp.queries is None:
             return super().transform(inp)  # the base class gives the clear error
         runs, costs = [], {}
-        for q in inp.query_ids:
-            before = self.backend.usage.copy()
-            try:
-                runs.append(super().transform(inp.restrict([q])))
-            except InputError as exc:
-                raise InputError(f"query {q!r}: {exc.problem}", path=exc.path, line=exc.line, fix=exc.fix) from None
-            costs[q] = self.backend.usage.minus(before)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(inp.query_ids), desc=self.name, unit="query")
+        try:
+            for q in inp.query_ids:
+                before = self.backend.usage.copy()
+                try:
+                    runs.append(self.rerank_run(inp.restrict([q]), progress=False))
+                except InputError as exc:
+                    raise InputError(f"query {q!r}: {exc.problem}", path=exc.path, line=exc.line,
+                                     fix=exc.fix) from None
+                costs[q] = self.backend.usage.minus(before)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         out = Run.concat(runs, name=f"{inp.name} >> {self.name}") if runs else \
             inp.replace(name=f"{inp.name} >> {self.name}")
         return out.replace(metadata={"llm": cost_metadata(self.backend, self.strategy, costs)})
