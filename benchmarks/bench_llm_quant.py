@@ -1,5 +1,6 @@
-"""Is dynamic int8 a usable speed path for the LLM backend? SmolLM2-135M query likelihood (UPR) in fp32 against
-torch dynamic int8 of its linear layers (per-tensor; per-channel; per-channel with the LM head kept fp32).
+"""Is dynamic int8 (or bf16) a usable speed path for the LLM backend? SmolLM2-135M query likelihood (UPR) in fp32
+against torch dynamic int8 of its linear layers (per-tensor; per-channel; per-channel with the LM head kept fp32)
+and, where the CPU has native bf16 (``rankstack.hardware.bf16_support``), bf16 autocast.
 
 Pairs: the first ``--queries`` test queries of a collection, BM25's top ``--depth`` each. Per variant: pairs/s
 (median of ``--rounds`` interleaved rounds, one process, no answer cache) and the Pearson correlation of its scores
@@ -65,12 +66,21 @@ def main() -> None:
         variants[name] = TransformersBackend(quantised(fp32.model, per_channel, keep_head), fp32.tokenizer, name,
                                              threads=args.threads)
     scorers = {n: QueryLikelihoodReranker(b, batch_size=8) for n, b in variants.items()}
+    from rankstack.hardware import bf16_support
+
+    bf16, why = bf16_support()
+    print(f"CPU {cpu.strip()}; bf16: {bf16} ({why}); {len(q_texts)} pairs", flush=True)
+    if bf16:
+        scorers["bf16 autocast"] = QueryLikelihoodReranker(fp32, batch_size=8)
     seconds: dict[str, list[float]] = {n: [] for n in scorers}
     scores: dict[str, np.ndarray] = {}
     for _ in range(args.rounds):  # interleaved: a load change hits every variant alike
         for name, scorer in scorers.items():
+            import torch
+
             start = time.perf_counter()
-            scores[name] = scorer.score(q_texts, d_texts)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16 autocast"):
+                scores[name] = scorer.score(q_texts, d_texts)
             seconds[name].append(time.perf_counter() - start)
     rows = []
     base = statistics.median(seconds["fp32"])

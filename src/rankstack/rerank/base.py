@@ -227,9 +227,14 @@ class PairScorer(Stage):
         return self.score_pairs([query_texts[i] for i in idx], [doc_texts[i] for i in idx])
 
     # batching -------------------------------------------------------------------------------
-    def score(self, query_texts: Sequence[str], doc_texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
-        """Score many pairs in length-sorted batches; the result is in the input order. ``progress``
-        overrides the scorer's own setting for this call (a caller with its own bar passes False)."""
+    def score(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
+        """Score many pairs in length-sorted batches; the result is in the input order."""
+        return self.score_with_progress(query_texts, doc_texts, None)
+
+    def score_with_progress(self, query_texts: Sequence[str], doc_texts: Sequence[str],
+                            progress: bool | None) -> np.ndarray:
+        """:meth:`score`, with ``progress`` overriding the scorer's own setting for this call (a caller
+        with its own bar passes False). ``score`` keeps its two-argument form for code that wraps it."""
         query_texts, doc_texts = list(query_texts), list(doc_texts)
         if len(query_texts) != len(doc_texts):
             raise InputError(f"{len(query_texts)} query texts but {len(doc_texts)} document texts",
@@ -293,8 +298,8 @@ class PairScorer(Stage):
         return self.rerank_run(inp)
 
     def rerank_run(self, inp: StageInput, progress: bool | None = None) -> Run:
-        """The Stage's work; ``progress`` as in :meth:`score` (a subclass that reranks query by query
-        shows one bar over the queries instead of one per query)."""
+        """The Stage's work; ``progress`` as in :meth:`score_with_progress` (a subclass that reranks query
+        by query shows one bar over the queries instead of one per query)."""
         if not isinstance(inp, Run):
             raise InputError(f"{self.name} reranks a Run, got {type(inp).__name__}",
                              fix="put a first stage before it: 'bm25 % 100 >> reranker'")
@@ -315,7 +320,8 @@ class PairScorer(Stage):
         else:
             pair_q = [queries[q] for q, d, _ in heads for _ in range(len(d))]
         pair_d = self.doc_texts([str(x) for _, d, _ in heads for x in d])
-        scores = self.score(pair_q, pair_d, progress=progress)
+        scores = (self.score(pair_q, pair_d) if progress is None
+                  else self.score_with_progress(pair_q, pair_d, progress))
         qids, docids, new = [], [], []
         pos = 0
         for (q, d_all, s_all), (_, d, s) in zip(groups, heads):

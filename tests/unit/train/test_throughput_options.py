@@ -68,7 +68,11 @@ def test_fused_adamw_follows_the_same_curve():
         fit = Trainer(model, "listnet", lr=0.01, weight_decay=0.01, epochs=2, batch_size=5, seed=4,
                       precision="fp32", fused_optimizer=fused, progress=False).fit(data, collate)
         curves.append([h["loss"] for h in fit.history if h["event"] == "train"])
-        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        # head.bias is left out: ListNet is invariant to a shift of every score in a list, so that bias's
+        # gradient is zero up to rounding, and Adam scales rounding noise into full lr-sized steps whose
+        # sign depends on the kernel (seen: 0.005 apart after 12 steps on an AVX-512 EPYC; the other 160
+        # weights within 3e-8)
+        weights.append(torch.cat([p.detach().flatten() for n, p in model.named_parameters() if n != "head.bias"]))
     np.testing.assert_allclose(curves[0], curves[1], rtol=1e-4, atol=1e-5)
     assert torch.allclose(weights[0], weights[1], atol=2e-3)  # rounding of the fused kernel accumulates
     opt = build_optimizer(make_model(0), "adamw", 1e-3, 0.0, {}, fused=True)
