@@ -2,8 +2,9 @@
 
 Why one protocol: every LLM ranking strategy needs only a few primitives -- batched log-probabilities
 of given single-token continuations (pointwise yes/no, PRP "A"/"B", FIRST's identifier logits), the
-per-token log-probabilities of a given multi-token continuation (query likelihood, UPR), batched generation with per-token log-probabilities (listwise permutations, synthetic queries) and,
-for in-context reranking, attention maps. A local transformers model, an OpenAI-compatible server
+per-token log-probabilities of a given multi-token continuation (query likelihood, UPR), batched
+generation with per-token log-probabilities (listwise permutations, synthetic queries) and, for
+in-context reranking, attention maps. A local transformers model, an OpenAI-compatible server
 (vLLM, llama.cpp server, Ollama) and a scripted fake all offer them, so strategies are written once.
 
 Prompts: a plain ``str`` is sent as-is (a completion prompt); a :class:`Chat` is rendered with the
