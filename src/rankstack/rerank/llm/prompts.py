@@ -1,13 +1,12 @@
 """Prompts of the LLM ranking strategies, and the identifiers they use.
 
 Each follows its paper's prompt (adapted to one user turn of a chat template):
-pointwise yes/no as in "Holistic Evaluation of Language Models" / UPR-style relevance generation
-(Liang et al., 2022); query likelihood after a question-writing instruction, as UPR ("Improving
+pointwise yes/no relevance generation as in "Holistic Evaluation of Language Models" (Liang et al.,
+2022); query likelihood after a question-writing instruction, as UPR ("Improving
 Passage Retrieval with Zero-Shot Question Generation", Sachan et al., EMNLP 2022); PRP's "Passage A /
 Passage B" prompt (Qin et al., 2023); RankGPT's listwise instruction with ``[1] > [2]`` output (Sun
 et al., 2023); FIRST's letter identifiers (Reddy et al., 2024, single tokens where numbers split into
-digits); ICR's "Here are some paragraphs" context with the
-query last (Chen et al., 2024).
+digits); ICR's "Here are some paragraphs" context with the query last (Chen et al., 2024).
 """
 
 from __future__ import annotations
