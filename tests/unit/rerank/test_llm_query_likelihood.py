@@ -58,6 +58,9 @@ def test_passages_are_truncated_and_an_empty_one_is_the_placeholder():
 def test_errors_are_one_line_and_name_the_query():
     with pytest.raises(InputError, match="depth must be a positive integer"):
         QueryLikelihoodReranker(FakeLM(), DOCS, depth=0)
+    for bad in (0, -3, "200"):  # a negative cut would silently drop a passage's last tokens
+        with pytest.raises(InputError, match="max_passage_tokens must be a positive integer or None"):
+            QueryLikelihoodReranker(FakeLM(), DOCS, max_passage_tokens=bad)
     empty = Run(["q1"], ["a"], [1.0], queries=Queries(("q1",), ("   ",)))
     with pytest.raises(InputError, match="query 'q1': a query is empty"):
         QueryLikelihoodReranker(FakeLM(), DOCS)(empty)

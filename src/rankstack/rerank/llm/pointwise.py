@@ -20,7 +20,7 @@ from rankstack.llm.base import LLMBackend
 from rankstack.pipeline.stage import StageInput
 from rankstack.registry import Context, register
 from rankstack.rerank.base import DocumentSource, PairScorer
-from rankstack.rerank.llm.base import backend_from, cost_metadata
+from rankstack.rerank.llm.base import backend_from, check_positive, cost_metadata
 from rankstack.rerank.llm.prompts import EMPTY_DOC, YES_NO, pointwise_prompt
 from rankstack.types import Run
 
@@ -38,6 +38,7 @@ class PointwiseLLMReranker(PairScorer):
                  alpha: float = 0.5, norm: str = "zscore", rrf_k: int = 60, progress: bool = False) -> None:
         super().__init__(documents=documents, depth=depth, batch_size=batch_size, combine=combine, alpha=alpha,
                          norm=norm, rrf_k=rrf_k, progress=progress)
+        check_positive("max_passage_tokens", max_passage_tokens, allow_none=True)  # as every LLM strategy
         self.backend = backend
         self.max_passage_tokens = max_passage_tokens
 

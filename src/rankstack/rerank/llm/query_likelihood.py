@@ -47,8 +47,7 @@ class QueryLikelihoodReranker(PointwiseLLMReranker):
 
     def score_pairs(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> np.ndarray:
         queries = [" ".join(str(q).split()) for q in query_texts]
-        blank = next((q for q in queries if not q), None)
-        if blank is not None:
+        if not all(queries):
             raise InputError("a query is empty: a query likelihood needs query text", fix="drop empty queries")
         docs = [" ".join(str(d).split()) or EMPTY_DOC for d in doc_texts]
         if self.max_passage_tokens:
