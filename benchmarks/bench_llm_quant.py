@@ -59,28 +59,27 @@ def main() -> None:
     d_texts = [docs[str(d)].contents for d in run.docids]
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.split(":")[-1]
 
-    fp32 = load_backend("smollm2", cache=False, threads=args.threads)
+    fp32 = load_backend("smollm2", cache=False, threads=args.threads, precision="fp32")
     variants = {"fp32": fp32}
     for name, per_channel, keep_head in (("int8 per-tensor", False, False), ("int8 per-channel", True, False),
                                          ("int8 per-channel, fp32 head", True, True)):
         variants[name] = TransformersBackend(quantised(fp32.model, per_channel, keep_head), fp32.tokenizer, name,
-                                             threads=args.threads)
+                                             threads=args.threads, precision="fp32")
     scorers = {n: QueryLikelihoodReranker(b, batch_size=8) for n, b in variants.items()}
     from rankstack.hardware import bf16_support
 
     bf16, why = bf16_support()
     print(f"CPU {cpu.strip()}; bf16: {bf16} ({why}); {len(q_texts)} pairs", flush=True)
-    if bf16:
-        scorers["bf16 autocast"] = QueryLikelihoodReranker(fp32, batch_size=8)
+    if bf16:  # the backend's own bf16 path (precision="bf16": autocast around every forward)
+        scorers["bf16 autocast"] = QueryLikelihoodReranker(
+            TransformersBackend(fp32.model, fp32.tokenizer, "bf16", threads=args.threads, precision="bf16"),
+            batch_size=8)
     seconds: dict[str, list[float]] = {n: [] for n in scorers}
     scores: dict[str, np.ndarray] = {}
     for _ in range(args.rounds):  # interleaved: a load change hits every variant alike
         for name, scorer in scorers.items():
-            import torch
-
             start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16 autocast"):
-                scores[name] = scorer.score(q_texts, d_texts)
+            scores[name] = scorer.score(q_texts, d_texts)
             seconds[name].append(time.perf_counter() - start)
     rows = []
     base = statistics.median(seconds["fp32"])

@@ -50,7 +50,9 @@ def worker(args: argparse.Namespace) -> dict:
         from rankstack.llm.models import load_backend
 
         model = "smollm2" if args.generator == "llm-instruct" else "gemma3-270m"
-        backend = load_backend(model, threads=args.threads, batch_size=args.batch_size, cache=False)
+        backend = load_backend(model, threads=args.threads, batch_size=args.batch_size, cache=False,
+                               precision=args.precision)
+        row["precision"] = backend.precision_used
         row["load_seconds"] = round(time.perf_counter() - t0, 2)
         gen = build_generator(args.generator, backend=backend, max_doc_tokens=args.max_doc_tokens)
         runs: dict[str, list[float]] = {"batched": [], "unbatched": []}
@@ -152,6 +154,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-doc-tokens", type=int, default=200)
+    p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"),
+                   help="LLM generators (fp32: the precision of the recorded results; bench_llm_precision.py compares)")
     p.add_argument("--generators", nargs="+", default=list(GENERATORS), choices=GENERATORS)
     p.add_argument("--prompts", action="store_true", help="also compare the llm-instruct prompt variants")
     p.add_argument("--json", type=Path)
@@ -171,7 +175,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--generator", g, "--collection", args.collection, "--docs", str(args.docs),
                "--repeats", str(args.repeats),
                *(["--llm-docs", str(args.llm_docs)] if args.llm_docs else []), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-               "--max-doc-tokens", str(args.max_doc_tokens)] + (["--prompts"] if args.prompts else [])
+               "--max-doc-tokens", str(args.max_doc_tokens), "--precision", args.precision] + (["--prompts"] if args.prompts else [])
         res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         if res.returncode != 0:
             print(f"{g}: failed\n{res.stderr[-2000:]}", file=sys.stderr)

@@ -45,19 +45,27 @@ def model_file(name: str, cache_dir: str | os.PathLike[str] | None = None) -> Pa
 def load_backend(model: str | os.PathLike[str] | LLMBackend, cache_dir: str | os.PathLike[str] | None = None,
                  cache: bool = True, threads: int | None = None, batch_size: int = 8,
                  context_length: int | None = None, api_model: str | None = None, timeout: float = 60.0,
-                 retries: int = 3, **http: Any) -> LLMBackend:
+                 retries: int = 3, precision: str = "auto", **http: Any) -> LLMBackend:
     """A backend for ``model`` (see the module docstring), cached on disk under ``cache_dir/llm.sqlite``
-    when ``cache`` and ``cache_dir`` are given. A backend instance passes through (wrapped if asked)."""
+    when ``cache`` and ``cache_dir`` are given. A backend instance passes through (wrapped if asked).
+
+    ``precision`` (``auto``/``fp32``/``bf16``) applies to local models: ``auto`` runs bf16 autocast where the
+    CPU has native bf16 (:mod:`rankstack.llm.transformers_backend`); the scripted fake and HTTP servers
+    ignore it (a server decides its own precision)."""
+    from rankstack.hardware import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}", fix=f"choose one of {', '.join(PRECISIONS)}")
     if isinstance(model, LLMBackend):
         backend = model
     else:
         spec = str(model)
-        key = (spec, threads, batch_size, context_length, api_model, timeout, retries,
+        key = (spec, threads, batch_size, context_length, api_model, timeout, retries, precision,
                tuple(sorted(http.items())))
         backend = _LOADED.get(key)
         if backend is None:
             backend = _build(spec, cache_dir, threads, batch_size, context_length, api_model, timeout, retries,
-                             http)
+                             precision, http)
             if spec != "fake":
                 _LOADED[key] = backend
     if cache and cache_dir is not None and not hasattr(backend, "inner"):
@@ -67,7 +75,8 @@ def load_backend(model: str | os.PathLike[str] | LLMBackend, cache_dir: str | os
     return backend
 
 
-def _build(spec: str, cache_dir, threads, batch_size, context_length, api_model, timeout, retries, http) -> LLMBackend:
+def _build(spec: str, cache_dir, threads, batch_size, context_length, api_model, timeout, retries, precision,
+           http) -> LLMBackend:
     if spec.startswith(("http://", "https://")):
         from rankstack.llm.http import OpenAIBackend
 
@@ -79,7 +88,7 @@ def _build(spec: str, cache_dir, threads, batch_size, context_length, api_model,
         return FakeLM(context_length=context_length or 4096)
     from rankstack.llm.transformers_backend import TransformersBackend
 
-    kwargs = {"threads": threads, "batch_size": batch_size, "context_length": context_length}
+    kwargs = {"threads": threads, "batch_size": batch_size, "context_length": context_length, "precision": precision}
     if spec in NAMED_MODELS:
         return TransformersBackend.from_pretrained(model_file(spec, cache_dir), **kwargs)
     path = Path(spec).expanduser()

@@ -6,6 +6,13 @@ build, not portable) and gives no attention maps, which in-context reranking nee
 GGUF (``gguf_file=``) and offers batched forwards, generation with per-token scores and attentions
 (``attn_implementation="eager"``, switched on only while attention is asked for, since SDPA is faster).
 
+Precision: ``precision="auto"`` (default) runs every forward under bf16 autocast where the CPU has native
+bf16 (AMX or AVX-512 BF16; :func:`rankstack.hardware.resolve_precision`, the rule the encoders and the
+cross-encoder follow) and fp32 elsewhere, where bf16 is emulated and slower. Measured for SmolLM2-135M
+(benchmarks/bench_llm_precision.py): see BENCHMARKS.md. bf16 changes the numbers slightly, so a backend
+running it carries ``+bf16`` in its :attr:`name`: cached answers and generated-query files of one precision
+are never mistaken for the other's.
+
 Batching: prompts are sorted by length and left-padded (position ids from the attention mask), so a
 batch's next-token logits sit at its last position and only that position is projected to the
 vocabulary (``logits_to_keep=1``).
@@ -14,6 +21,7 @@ vocabulary (``logits_to_keep=1``).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -23,12 +31,13 @@ from typing import Any
 import numpy as np
 
 from rankstack.errors import InputError, require
-from rankstack.hardware import hf_offline, torch_threads
+from rankstack.hardware import PRECISIONS, hf_offline, resolve_precision, torch_threads
 from rankstack.llm.base import Generation, LLMBackend, Prompt, cut_at_stop, length_batches
 
 __all__ = ["TransformersBackend", "check_gguf"]
 
 GGUF_MAGIC = b"GGUF"
+log = logging.getLogger(__name__)
 
 
 def check_gguf(path: str | os.PathLike[str]) -> Path:
@@ -62,15 +71,20 @@ class TransformersBackend(LLMBackend):
 
     ``batch_size`` prompts per forward (and at most ``max_batch_tokens`` padded tokens); ``threads``
     torch threads while working (restored after); ``context_length`` defaults to the model's
-    ``max_position_embeddings``.
+    ``max_position_embeddings``; ``precision`` one of ``auto``/``fp32``/``bf16`` (module docstring),
+    the one that runs in :attr:`precision_used` and why in :attr:`precision_reason`.
     """
 
     def __init__(self, model: Any, tokenizer: Any, name: str, context_length: int | None = None,
-                 batch_size: int = 8, max_batch_tokens: int = 16384, threads: int | None = None) -> None:
+                 batch_size: int = 8, max_batch_tokens: int = 16384, threads: int | None = None,
+                 precision: str = "auto") -> None:
         super().__init__()
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.name = name
+        self.precision_used, self.precision_reason = resolve_precision(precision, PRECISIONS)
+        self.name = f"{name}+bf16" if self.precision_used == "bf16" else name
+        log.info("LLM %s: %s (%s)", name, "bf16 autocast" if self.precision_used == "bf16" else "fp32",
+                 self.precision_reason)
         cfg = getattr(model, "config", None)
         text_cfg = getattr(cfg, "get_text_config", lambda: cfg)() if cfg is not None else None
         self.context_length = int(context_length or getattr(text_cfg, "max_position_embeddings", 2048) or 2048)
@@ -117,6 +131,12 @@ class TransformersBackend(LLMBackend):
             tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **extra)
             model = transformers.AutoModelForCausalLM.from_pretrained(folder, attn_implementation="sdpa", **extra)
         return cls(model, tokenizer, ident, **kwargs)
+
+    def _autocast(self) -> Any:
+        """bf16 autocast for a forward when this backend runs bf16, else a no-op context."""
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision_used == "bf16")
 
     # --- text and tokens ----------------------------------------------------------------------------
     def render(self, prompt: Prompt) -> str:
@@ -182,7 +202,7 @@ class TransformersBackend(LLMBackend):
             self._check_length(len(s), p)
         out = np.empty((len(prompts), len(token_ids)))
         cand = torch.tensor(token_ids, dtype=torch.long)
-        with torch_threads(self.threads), torch.inference_mode():
+        with torch_threads(self.threads), torch.inference_mode(), self._autocast():
             for idx in length_batches([len(s) for s in seqs], self.batch_size, self.max_batch_tokens):
                 ids, mask, pos = self._padded([seqs[i] for i in idx])
                 logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits
@@ -201,7 +221,7 @@ class TransformersBackend(LLMBackend):
         for s, p in zip(seqs, prompts):
             self._check_length(len(s), p)
         out: list[np.ndarray] = [np.zeros(0)] * len(prompts)
-        with torch_threads(self.threads), torch.inference_mode():
+        with torch_threads(self.threads), torch.inference_mode(), self._autocast():
             for idx in length_batches([len(s) for s in seqs], self.batch_size, self.max_batch_tokens):
                 ids, mask, pos = self._padded([seqs[i] for i in idx])  # left-padded: every row ends at -1
                 keep = max(len(tails[i]) for i in idx) + 1
@@ -222,7 +242,7 @@ class TransformersBackend(LLMBackend):
         for s, p in zip(seqs, prompts):
             self._check_length(len(s) + max_new_tokens, p)
         results: list[Generation | None] = [None] * len(prompts)
-        with torch_threads(self.threads), torch.inference_mode(), torch.random.fork_rng():
+        with torch_threads(self.threads), torch.inference_mode(), torch.random.fork_rng(), self._autocast():
             torch.manual_seed(seed)
             for idx in length_batches([len(s) for s in seqs], self.batch_size, self.max_batch_tokens):
                 ids, mask, _ = self._padded([seqs[i] for i in idx])
@@ -301,7 +321,7 @@ class TransformersBackend(LLMBackend):
             raise InputError("the attending segment (the query) is empty", fix="give a non-empty query")
         start = time.perf_counter()
         previous = getattr(self.model.config, "_attn_implementation", "sdpa")
-        with torch_threads(self.threads), torch.inference_mode():
+        with torch_threads(self.threads), torch.inference_mode(), self._autocast():
             try:
                 self.model.set_attn_implementation("eager")
                 total = self._source_attention(torch.tensor([ids]), s0, s1)

@@ -108,7 +108,7 @@ def _generate(config: Any, collection: Any, *, progress: bool | None,
     gcfg = generate.GenerateConfig(
         collection=config.collection, out=path, generator=config.generator, selection=config.selection,
         max_docs=config.max_docs, time_budget=config.generation_budget_minutes, resume=resume,
-        data_root=config.data_root, seed=config.seed, threads=config.threads,
+        data_root=config.data_root, seed=config.seed, threads=config.threads, precision=config.precision,
         cache_dir=Path(config.cache_dir) if config.cache_dir is not None else Path(".cache/rankstack"))
     outcome = generate.run(gcfg, progress=progress, backend=backend)
     if outcome.stopped_by_budget:

@@ -60,6 +60,8 @@ class GenerateConfig:
                                            "after, query, bare; inpars: inpars-v1) or a template with {doc}")
     batch_size: int = option(8, help="documents per generation batch")
     threads: int | None = option(None, help="torch threads (none: torch's choice)")
+    precision: Literal["auto", "bf16", "fp32"] = option("auto", help="LLM: auto = bf16 autocast where the CPU has "
+                                                                     "native bf16 (the model name then ends +bf16)")
     max_doc_tokens: int = option(200, help="LLM: passage tokens in the prompt")
     max_new_tokens: int | None = option(None, help="LLM: tokens to generate (default: the generator's)")
     temperature: float = option(0.0, help="LLM sampling temperature (0: greedy)")
@@ -172,7 +174,8 @@ def make_generator(config: GenerateConfig, backend: Any = None) -> Any:
         from rankstack.llm.models import load_backend
 
         backend = load_backend(config.model or DEFAULT_MODELS[config.generator], cache_dir=config.cache_dir,
-                               cache=config.llm_cache, threads=config.threads, batch_size=config.batch_size)
+                               cache=config.llm_cache, threads=config.threads, batch_size=config.batch_size,
+                               precision=config.precision)
     opts: dict[str, Any] = {"max_doc_tokens": config.max_doc_tokens, "temperature": config.temperature}
     if config.max_new_tokens is not None:
         opts["max_new_tokens"] = config.max_new_tokens
@@ -184,16 +187,23 @@ def make_generator(config: GenerateConfig, backend: Any = None) -> Any:
 def _identity(config: GenerateConfig, collection: Any, gen: Any) -> dict[str, Any]:
     c = to_dict(config)
     model = getattr(getattr(gen, "backend", None), "name", None)
-    return {"generator": config.generator, "collection_name": collection.name, "prompt_id": gen.prompt_id,
-            "model": model, **{k: c[k] for k in _IDENTITY if k in c}}
+    # the model is the loaded backend's name (weights digest, +bf16), not the --model spelling that chose it
+    return {**{k: c[k] for k in _IDENTITY if k in c}, "generator": config.generator,
+            "collection_name": collection.name, "prompt_id": gen.prompt_id, "model": model}
 
 
 def _check_resume(header: dict[str, Any], identity: dict[str, Any], out: Path) -> None:
     old = header.get("config", {}).get("identity", {})
     for key, value in identity.items():
+        if key == "model" and old.get(key) is None:
+            continue  # written before the backend's name was recorded (the --model spelling was, often None)
         if key in old and old[key] != value:
+            fix = "resume with the same settings, or write to a new --out file"
+            if key == "model" and str(old[key]).removesuffix("+bf16") == str(value).removesuffix("+bf16"):
+                fix = (f"resume with --precision {'bf16' if str(old[key]).endswith('+bf16') else 'fp32'} (the file "
+                       "was generated at that precision; bf16 runs only where the CPU has it), or write a new --out file")
             raise InputError(f"--resume: the file was generated with {key}={old[key]!r}, this run has {value!r}",
-                             path=out, fix=f"resume with the same settings, or write to a new --out file")
+                             path=out, fix=fix)
 
 
 def run(config: GenerateConfig, *, progress: bool | None = True, backend: Any = None,

@@ -208,12 +208,14 @@ def load_causal_lm(name: str | os.PathLike[str] | None = None) -> tuple[Any, Any
 
 
 def backend_for(model: Any, tokenizer: Any, name: str = "llm-lora", threads: int | None = None,
-                batch_size: int = 8) -> Any:
+                batch_size: int = 8, precision: str = "fp32") -> Any:
     """The shared transformers backend over an in-memory (LoRA-wrapped) model: prompts are rendered and
-    scored exactly as every other LLM reranker renders and scores them."""
+    scored exactly as every other LLM reranker renders and scores them. fp32 by default: an adapter is
+    scored in the precision it was trained and validated in (the training forward is fp32)."""
     from rankstack.llm.transformers_backend import TransformersBackend
 
-    return TransformersBackend.from_model(model, tokenizer, name, threads=threads, batch_size=batch_size)
+    return TransformersBackend.from_model(model, tokenizer, name, threads=threads, batch_size=batch_size,
+                                          precision=precision)
 
 
 def pointwise_prompts(backend: Any, query_texts: Sequence[str], doc_texts: Sequence[str], doc_tokens: int) -> list:

@@ -4,10 +4,13 @@ GGUF checks."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
 from rankstack.errors import InputError
+from rankstack.hardware import bf16_support
 from rankstack.llm.base import Chat
 from rankstack.llm.models import load_backend
 from rankstack.llm.transformers_backend import TransformersBackend, check_gguf
@@ -36,7 +39,7 @@ def tiny(one_torch_thread):
                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
                       eos_token_id=vocab["<|im_end|>"], pad_token_id=0)
     model = LlamaForCausalLM(cfg)
-    return TransformersBackend.from_model(model, fast, name="tiny", batch_size=4)
+    return TransformersBackend.from_model(model, fast, name="tiny", batch_size=4, precision="fp32")
 
 
 def test_batched_logprobs_equal_single_prompts(tiny):
@@ -99,12 +102,12 @@ def test_candidate_of_several_tokens_and_context_errors(tiny):
 def test_name_digest_follows_the_weights(tiny):
     import torch
 
-    again = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny")
+    again = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny", precision="fp32")
     assert again.name == tiny.name and tiny.name.startswith("tiny@")
     with torch.no_grad():
         p = next(tiny.model.parameters())
         p.add_(1.0)
-        changed = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny").name
+        changed = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny", precision="fp32").name
         p.sub_(1.0)
     assert changed != tiny.name
 
@@ -149,3 +152,54 @@ def test_continuation_logprobs_bad_input(tiny):
     with pytest.raises(InputError, match="exceeds the context length"):
         tiny.continuation_logprobs(["cats " * 120], [" purr " * 20])
     assert tiny.continuation_logprobs([], []) == []
+
+
+PAIRS = ([Chat.user("passage cats purr", prefix="query"), Chat.user("dogs bark . a b c d", prefix=":"), "the cats"],
+         [" cats purr", " dogs", " purr ? the answer is yes"])
+
+
+@pytest.mark.precision
+def test_bf16_request_runs_bf16_or_falls_back_to_fp32(tiny, caplog):
+    """Holds on AMX/AVX-512 BF16 CPUs (bf16 autocast runs) and on AVX2-only CPUs or with RANKSTACK_BF16=0 (fp32)."""
+    native, why = bf16_support()
+    with caplog.at_level(logging.INFO, logger="rankstack"):
+        bf16 = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny", batch_size=4, precision="bf16")
+    ref = tiny.continuation_logprobs(*PAIRS)
+    got = bf16.continuation_logprobs(*PAIRS)
+    ref_next = tiny.next_token_logprobs(PAIRS[0], ["Yes", "No"])
+    got_next = bf16.next_token_logprobs(PAIRS[0], ["Yes", "No"])
+    gens = bf16.generate([Chat.user("cats purr")], max_new_tokens=4)
+    assert len(gens) == 1 and len(gens[0].token_logprobs) == gens[0].generated_tokens
+    if native:
+        assert bf16.precision_used == "bf16" and "bf16 autocast" in caplog.text
+        # the name tells the precision apart, so the answer cache and generated-query files never mix them
+        plain = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny", precision="fp32").name
+        assert bf16.name == plain + "+bf16"
+        for r, g in zip(ref, got):
+            np.testing.assert_allclose(g, r, atol=0.05)
+        np.testing.assert_allclose(got_next, ref_next, atol=0.05)
+        assert not all(np.array_equal(r, g) for r, g in zip(ref, got))  # bf16 really ran: rounding differs
+    else:
+        assert bf16.precision_used == "fp32" and "+bf16" not in bf16.name
+        assert "running fp32" in caplog.text and why in caplog.text  # the fallback says why
+        for r, g in zip(ref, got):
+            np.testing.assert_array_equal(g, r)
+
+
+@pytest.mark.precision
+def test_auto_precision_follows_the_override(tiny, monkeypatch):
+    monkeypatch.setenv("RANKSTACK_BF16", "0")
+    off = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny", precision="auto")
+    assert off.precision_used == "fp32" and not off.name.endswith("+bf16")
+    monkeypatch.setenv("RANKSTACK_BF16", "1")
+    on = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny", precision="auto")
+    assert on.precision_used == "bf16" and on.name == off.name + "+bf16"
+    assert TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny",
+                                          precision="fp32").precision_used == "fp32"
+
+
+def test_unknown_precision_is_one_clear_error(tiny):
+    with pytest.raises(InputError, match="unknown precision 'fp16'.*auto, fp32, bf16"):
+        TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny", precision="fp16")
+    with pytest.raises(InputError, match="unknown precision 'half'"):
+        load_backend("fake", precision="half")

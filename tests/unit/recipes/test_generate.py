@@ -96,6 +96,16 @@ def test_resume_refuses_other_settings(coll, tmp_path):
         run(cfg(coll, out, generator="llm-instruct", seed=1, resume=True), progress=False, backend=fake())
     with pytest.raises(InputError, match="generator='llm-instruct'"):
         run(cfg(coll, out, generator="ict", resume=True), progress=False)
+    # another model (the loaded backend's name is recorded, not the --model spelling)
+    other = fake()
+    other.name = "other-model"
+    with pytest.raises(InputError, match=r"model='fake', this run has 'other-model'.*same settings"):
+        run(cfg(coll, out, generator="llm-instruct", max_docs=2, resume=True), progress=False, backend=other)
+    # the same model at the other precision (a bf16 CPU resuming an fp32 file): the fix names --precision
+    bf16 = fake()
+    bf16.name = bf16.name + "+bf16"
+    with pytest.raises(InputError, match=r"model=.*\+bf16.*fix: resume with --precision fp32"):
+        run(cfg(coll, out, generator="llm-instruct", max_docs=2, resume=True), progress=False, backend=bf16)
 
 
 def test_time_budget_stops_between_batches_and_resume_finishes(coll, tmp_path):

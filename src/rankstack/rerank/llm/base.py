@@ -37,13 +37,14 @@ def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
 
 def backend_from(model: str | LLMBackend, context: Context | None, cache: bool = True, threads: int | None = None,
                  batch_size: int = 8, api_model: str | None = None, timeout: float = 60.0,
-                 retries: int = 3, context_length: int | None = None) -> LLMBackend:
+                 retries: int = 3, context_length: int | None = None, precision: str = "auto") -> LLMBackend:
     """The backend a registered strategy asks for, cached under the context's cache folder."""
     from rankstack.llm.models import load_backend
 
     cache_dir = context.cache_dir if context is not None else None
     return load_backend(model, cache_dir=cache_dir, cache=cache, threads=threads, batch_size=batch_size,
-                        api_model=api_model, timeout=timeout, retries=retries, context_length=context_length)
+                        api_model=api_model, timeout=timeout, retries=retries, context_length=context_length,
+                        precision=precision)
 
 
 def cost_metadata(backend: LLMBackend, strategy: str, per_query: dict[str, Usage]) -> dict[str, Any]:

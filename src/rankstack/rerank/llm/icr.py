@@ -57,8 +57,8 @@ class ICRReranker(LLMStage):
 @register("llm_icr", kind="reranker")
 def build_llm_icr(context: Context | None = None, model: str = "smollm2", depth: int | None = 20,
                   max_passage_tokens: int | None = 100, calibrate: bool = True, threads: int | None = None,
-                  cache: bool = True, progress: bool = False) -> ICRReranker:
+                  cache: bool = True, progress: bool = False, precision: str = "auto") -> ICRReranker:
     """``bm25 % 20 >> llm_icr(model='smollm2')``: in-context reranking from attention, "N/A"-calibrated."""
-    backend = backend_from(model, context, cache, threads)
+    backend = backend_from(model, context, cache, threads, precision=precision)
     return ICRReranker(backend, documents=context.collection if context else None, depth=depth,
                        max_passage_tokens=max_passage_tokens, calibrate=calibrate, progress=progress)

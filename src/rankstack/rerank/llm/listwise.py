@@ -85,8 +85,9 @@ class ListwiseReranker(LLMStage):
         return order_to_scores(ranking)
 
 
-def _common(context, model, cache, threads, batch_size, api_model, timeout, retries):
-    return backend_from(model, context, cache, threads, batch_size, api_model, timeout, retries), \
+def _common(context, model, cache, threads, batch_size, api_model, timeout, retries, precision):
+    return backend_from(model, context, cache, threads, batch_size, api_model, timeout, retries,
+                        precision=precision), \
         (context.collection if context else None)
 
 
@@ -96,11 +97,11 @@ def build_llm_listwise(context: Context | None = None, model: str = "smollm2", w
                        max_passage_tokens: int | None = 100, max_new_tokens: int | None = None,
                        batch_size: int = 8, threads: int | None = None, cache: bool = True,
                        api_model: str | None = None, timeout: float = 60.0, retries: int = 3,
-                       progress: bool = False) -> ListwiseReranker:
+                       progress: bool = False, precision: str = "auto") -> ListwiseReranker:
     """``bm25 % 20 >> llm_listwise(window=20, stride=10)``: RankGPT sliding windows, generated permutations."""
     check_positive("window", window)  # before the model loads: a bad argument fails at once
     check_positive("stride", stride)
-    backend, docs = _common(context, model, cache, threads, batch_size, api_model, timeout, retries)
+    backend, docs = _common(context, model, cache, threads, batch_size, api_model, timeout, retries, precision)
     return ListwiseReranker(backend, docs, "generate", window, stride, ids, depth, max_passage_tokens,
                             max_new_tokens, progress)
 
@@ -109,11 +110,12 @@ def build_llm_listwise(context: Context | None = None, model: str = "smollm2", w
 def build_llm_first(context: Context | None = None, model: str = "smollm2", window: int = 20, stride: int = 10,
                     depth: int | None = 20, max_passage_tokens: int | None = 100, batch_size: int = 8,
                     threads: int | None = None, cache: bool = True, api_model: str | None = None,
-                    timeout: float = 60.0, retries: int = 3, progress: bool = False) -> ListwiseReranker:
+                    timeout: float = 60.0, retries: int = 3, progress: bool = False,
+                    precision: str = "auto") -> ListwiseReranker:
     """``bm25 % 20 >> llm_first(window=20)``: FIRST, the window ordered by the first token's logits."""
     check_positive("window", window)  # before the model loads: a bad argument fails at once
     check_positive("stride", stride)
-    backend, docs = _common(context, model, cache, threads, batch_size, api_model, timeout, retries)
+    backend, docs = _common(context, model, cache, threads, batch_size, api_model, timeout, retries, precision)
     return ListwiseReranker(backend, docs, "first", window, stride, "letters", depth, max_passage_tokens,
                             None, progress)
 
@@ -124,9 +126,9 @@ def build_llm_fullrank(context: Context | None = None, model: str = "smollm2",
                        max_passage_tokens: int | None = 100, max_new_tokens: int | None = None,
                        batch_size: int = 8, threads: int | None = None, cache: bool = True,
                        api_model: str | None = None, timeout: float = 60.0, retries: int = 3,
-                       progress: bool = False) -> ListwiseReranker:
+                       progress: bool = False, precision: str = "auto") -> ListwiseReranker:
     """``bm25 % 20 >> llm_fullrank(mode='first')``: the whole top ``depth`` in one context (or an error)."""
-    backend, docs = _common(context, model, cache, threads, batch_size, api_model, timeout, retries)
+    backend, docs = _common(context, model, cache, threads, batch_size, api_model, timeout, retries, precision)
     if mode == "first" and depth is not None and depth > 26:
         raise InputError(f"llm_fullrank: mode 'first' ranks at most 26 passages (letters), depth is {depth}",
                          fix="use depth <= 26 or mode='generate'")

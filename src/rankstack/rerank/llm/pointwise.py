@@ -85,9 +85,10 @@ def build_llm_pointwise(context: Context | None = None, model: str = "smollm2", 
                         batch_size: int = 8, max_passage_tokens: int | None = 100, combine: str | None = None,
                         alpha: float = 0.5, norm: str = "zscore", threads: int | None = None, cache: bool = True,
                         api_model: str | None = None, timeout: float = 60.0, retries: int = 3,
-                        progress: bool = False) -> PointwiseLLMReranker:
+                        progress: bool = False, precision: str = "auto") -> PointwiseLLMReranker:
     """``bm25 % 20 >> llm_pointwise(model='smollm2')``: yes/no log-odds of an LLM per passage."""
-    backend = backend_from(model, context, cache, threads, batch_size, api_model, timeout, retries)
+    backend = backend_from(model, context, cache, threads, batch_size, api_model, timeout, retries,
+                           precision=precision)
     return PointwiseLLMReranker(backend, documents=context.collection if context else None, depth=depth,
                                 batch_size=batch_size, max_passage_tokens=max_passage_tokens, combine=combine,
                                 alpha=alpha, norm=norm, progress=progress)

@@ -153,8 +153,10 @@ def build_llm_prp(context: Context | None = None, model: str = "smollm2",
                   variant: Literal["allpairs", "sorting", "sliding"] = "sorting", k: int = 10,
                   depth: int | None = 20, max_passage_tokens: int | None = 100, batch_size: int = 8,
                   threads: int | None = None, cache: bool = True, api_model: str | None = None,
-                  timeout: float = 60.0, retries: int = 3, progress: bool = False) -> PRPReranker:
+                  timeout: float = 60.0, retries: int = 3, progress: bool = False,
+                  precision: str = "auto") -> PRPReranker:
     """``bm25 % 20 >> llm_prp(variant='sorting', k=10)``: pairwise ranking prompting, both orders."""
-    backend = backend_from(model, context, cache, threads, batch_size, api_model, timeout, retries)
+    backend = backend_from(model, context, cache, threads, batch_size, api_model, timeout, retries,
+                           precision=precision)
     return PRPReranker(backend, documents=context.collection if context else None, variant=variant, k=k,
                        depth=depth, max_passage_tokens=max_passage_tokens, progress=progress)

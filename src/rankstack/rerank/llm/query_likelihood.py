@@ -63,9 +63,9 @@ def build_llm_query_likelihood(context: Context | None = None, model: str = "smo
                                batch_size: int = 8, max_passage_tokens: int | None = 200,
                                combine: str | None = None, alpha: float = 0.5, norm: str = "zscore",
                                threads: int | None = None, cache: bool = True,
-                               progress: bool = False) -> QueryLikelihoodReranker:
+                               progress: bool = False, precision: str = "auto") -> QueryLikelihoodReranker:
     """``bm25 % 20 >> llm_query_likelihood(model='smollm2')``: UPR's query likelihood per passage."""
-    backend = backend_from(model, context, cache, threads, batch_size)
+    backend = backend_from(model, context, cache, threads, batch_size, precision=precision)
     return QueryLikelihoodReranker(backend, documents=context.collection if context else None, depth=depth,
                                    batch_size=batch_size, max_passage_tokens=max_passage_tokens,
                                    combine=combine, alpha=alpha, norm=norm, progress=progress)
