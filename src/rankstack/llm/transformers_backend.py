@@ -8,8 +8,10 @@ GGUF (``gguf_file=``) and offers batched forwards, generation with per-token sco
 
 Precision: ``precision="auto"`` (default) runs every forward under bf16 autocast where the CPU has native
 bf16 (AMX or AVX-512 BF16; :func:`rankstack.hardware.resolve_precision`, the rule the encoders and the
-cross-encoder follow) and fp32 elsewhere, where bf16 is emulated and slower. Measured for SmolLM2-135M
-(benchmarks/bench_llm_precision.py): see BENCHMARKS.md. bf16 changes the numbers slightly, so a backend
+cross-encoder follow) and fp32 elsewhere, where bf16 is emulated and slower. The vocabulary projection (LM
+head) stays fp32 under autocast: bf16 logits of magnitude ~20 are rounded to steps of 0.125, which turned
+close yes/no log-odds into ties (Pearson with fp32 0.959 -> 0.996 with the fp32 head, SmolLM2 on cranfield).
+Measured per primitive (benchmarks/bench_llm_precision.py): BENCHMARKS.md. bf16 changes the numbers slightly, so a backend
 running it carries ``+bf16`` in its :attr:`name`: cached answers and generated-query files of one precision
 are never mistaken for the other's.
 
@@ -53,6 +55,26 @@ def check_gguf(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _fp32_head(model: Any) -> None:
+    """Make the model's LM head compute in fp32 whenever it runs under autocast (idempotent; outside autocast
+    the head is unchanged, so fp32 users of the same model are unaffected). Why: see the module docstring."""
+    import torch
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None or getattr(head, "_rankstack_fp32_head", False):
+        return
+    original = head.forward
+
+    def forward(x: Any, *args: Any, **kwargs: Any) -> Any:
+        if torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return original(x.float(), *args, **kwargs)
+        return original(x, *args, **kwargs)
+
+    head.forward = forward
+    head._rankstack_fp32_head = True
+
+
 def _weights_digest(model: Any) -> str:
     """A cheap content digest of a model's weights (shapes and sums), so a cache never mixes models."""
     import torch
@@ -83,6 +105,8 @@ class TransformersBackend(LLMBackend):
         self.tokenizer = tokenizer
         self.precision_used, self.precision_reason = resolve_precision(precision, PRECISIONS)
         self.name = f"{name}+bf16" if self.precision_used == "bf16" else name
+        if self.precision_used == "bf16":
+            _fp32_head(self.model)
         log.info("LLM %s: %s (%s)", name, "bf16 autocast" if self.precision_used == "bf16" else "fp32",
                  self.precision_reason)
         cfg = getattr(model, "config", None)

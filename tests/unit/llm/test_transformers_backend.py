@@ -170,8 +170,15 @@ def test_bf16_request_runs_bf16_or_falls_back_to_fp32(tiny, caplog):
     got_next = bf16.next_token_logprobs(PAIRS[0], ["Yes", "No"])
     gens = bf16.generate([Chat.user("cats purr")], max_new_tokens=4)
     assert len(gens) == 1 and len(gens[0].token_logprobs) == gens[0].generated_tokens
+    # an fp32 backend over the same model is unaffected by the bf16 one (its fp32 LM head acts only under autocast)
+    for r, again in zip(ref, tiny.continuation_logprobs(*PAIRS)):
+        np.testing.assert_array_equal(again, r)
     if native:
+        import torch
+
         assert bf16.precision_used == "bf16" and "bf16 autocast" in caplog.text
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the LM head runs fp32: logits are not rounded to bf16
+            assert tiny.model.get_output_embeddings()(torch.ones(1, 32)).dtype == torch.float32
         # the name tells the precision apart, so the answer cache and generated-query files never mix them
         plain = TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny", precision="fp32").name
         assert bf16.name == plain + "+bf16"
