@@ -193,10 +193,12 @@ def _identity(config: GenerateConfig, collection: Any, gen: Any) -> dict[str, An
 
 
 def _check_resume(header: dict[str, Any], identity: dict[str, Any], out: Path) -> None:
-    old = header.get("config", {}).get("identity", {})
+    config = header.get("config", {})
+    old = dict(config.get("identity", {}))
+    loaded = config.get("generator", {}).get("model")
+    if loaded is not None and old.get("model") == config.get("settings", {}).get("model"):
+        old["model"] = loaded  # files written before the fix recorded the --model spelling; provenance has the model
     for key, value in identity.items():
-        if key == "model" and old.get(key) is None:
-            continue  # written before the backend's name was recorded (the --model spelling was, often None)
         if key in old and old[key] != value:
             fix = "resume with the same settings, or write to a new --out file"
             if key == "model" and str(old[key]).removesuffix("+bf16") == str(value).removesuffix("+bf16"):

@@ -101,6 +101,15 @@ def test_resume_refuses_other_settings(coll, tmp_path):
     other.name = "other-model"
     with pytest.raises(InputError, match=r"model='fake', this run has 'other-model'.*same settings"):
         run(cfg(coll, out, generator="llm-instruct", max_docs=2, resume=True), progress=False, backend=other)
+    # a file written before the fix (its identity held the --model spelling, here None): the generator's
+    # provenance names the model, and that is what is compared
+    header_line, *rest = out.read_text().splitlines(keepends=True)
+    header = json.loads(header_line)
+    header["config"]["identity"]["model"] = None
+    out.write_text(json.dumps(header) + "\n" + "".join(rest))
+    with pytest.raises(InputError, match=r"model='fake', this run has 'other-model'"):
+        run(cfg(coll, out, generator="llm-instruct", max_docs=2, resume=True), progress=False, backend=other)
+    run(cfg(coll, out, generator="llm-instruct", max_docs=2, resume=True), progress=False, backend=fake())
     # the same model at the other precision (a bf16 CPU resuming an fp32 file): the fix names --precision
     bf16 = fake()
     bf16.name = bf16.name + "+bf16"
