@@ -52,7 +52,7 @@ def load_backend(model: str | os.PathLike[str] | LLMBackend, cache_dir: str | os
     ``precision`` (``auto``/``fp32``/``bf16``) applies to local models: ``auto`` runs bf16 autocast where the
     CPU has native bf16 (:mod:`rankstack.llm.transformers_backend`); the scripted fake and HTTP servers
     ignore it (a server decides its own precision)."""
-    from rankstack.hardware import PRECISIONS
+    from rankstack.hardware import BF16_ENV, PRECISIONS
 
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}", fix=f"choose one of {', '.join(PRECISIONS)}")
@@ -60,8 +60,9 @@ def load_backend(model: str | os.PathLike[str] | LLMBackend, cache_dir: str | os
         backend = model
     else:
         spec = str(model)
+        # the RANKSTACK_BF16 override is part of the key: "auto" may resolve differently once it changes
         key = (spec, threads, batch_size, context_length, api_model, timeout, retries, precision,
-               tuple(sorted(http.items())))
+               os.environ.get(BF16_ENV, ""), tuple(sorted(http.items())))
         backend = _LOADED.get(key)
         if backend is None:
             backend = _build(spec, cache_dir, threads, batch_size, context_length, api_model, timeout, retries,

@@ -210,3 +210,16 @@ def test_unknown_precision_is_one_clear_error(tiny):
         TransformersBackend.from_model(tiny.model, tiny.tokenizer, name="tiny", precision="fp16")
     with pytest.raises(InputError, match="unknown precision 'half'"):
         load_backend("fake", precision="half")
+
+
+def test_loaded_backends_are_memoised_per_precision_and_override(tiny, tmp_path, monkeypatch):
+    folder = tmp_path / "tiny-llama"
+    tiny.model.save_pretrained(folder)
+    tiny.tokenizer.save_pretrained(folder)
+    monkeypatch.setenv("RANKSTACK_BF16", "0")
+    off = load_backend(str(folder), cache=False, precision="auto")
+    assert off.precision_used == "fp32" and load_backend(str(folder), cache=False, precision="auto") is off
+    monkeypatch.setenv("RANKSTACK_BF16", "1")  # "auto" now means bf16: not the memoised fp32 backend
+    on = load_backend(str(folder), cache=False, precision="auto")
+    assert on is not off and on.precision_used == "bf16" and on.name == off.name + "+bf16"
+    assert load_backend(str(folder), cache=False, precision="fp32").precision_used == "fp32"
