@@ -55,6 +55,11 @@ def test_bad_arguments_are_one_line_errors(tiny):
         parse_pipeline("bm25 % 5 >> llm_listwise(model='fake', window=200, stride=10)", ctx)
     with pytest.raises(InputError, match="llm_prp: variant must be one of 'allpairs', 'sorting', 'sliding'"):
         parse_pipeline("bm25 % 5 >> llm_prp(model='fake', variant='bubbles')", ctx)
+    for name, spec in STRATEGIES.items():  # every strategy takes precision=, and names itself when it is wrong
+        strategy = spec.split("(")[0]
+        parse_pipeline(f"bm25 % 5 >> {spec[:-1]}, precision='fp32')", ctx)
+        with pytest.raises(InputError, match=f"{strategy}: precision must be one of 'auto', 'fp32', 'bf16', got 'fp16'"):
+            parse_pipeline(f"bm25 % 5 >> {spec[:-1]}, precision='fp16')", ctx)
 
 
 def test_experiment_reports_llm_costs_and_reruns_free(tiny, tmp_path):

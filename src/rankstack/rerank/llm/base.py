@@ -13,7 +13,7 @@ generated tokens, seconds, calls, cache hits) is stored per query in the output 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,7 +25,11 @@ from rankstack.rerank.base import DocumentSource, _doc_lookup
 from rankstack.rerank.llm.prompts import EMPTY_DOC
 from rankstack.types import Run
 
-__all__ = ["LLMStage", "backend_from", "cost_metadata", "check_positive"]
+__all__ = ["LLMStage", "LLMPrecision", "backend_from", "cost_metadata", "check_positive"]
+
+# what a strategy's ``precision=`` accepts (see rankstack.llm.transformers_backend); a Literal, so a pipeline
+# expression with another value fails naming the strategy and the argument
+LLMPrecision = Literal["auto", "fp32", "bf16"]
 
 
 def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
@@ -37,7 +41,7 @@ def check_positive(name: str, value: Any, allow_none: bool = False) -> None:
 
 def backend_from(model: str | LLMBackend, context: Context | None, cache: bool = True, threads: int | None = None,
                  batch_size: int = 8, api_model: str | None = None, timeout: float = 60.0,
-                 retries: int = 3, context_length: int | None = None, precision: str = "auto") -> LLMBackend:
+                 retries: int = 3, context_length: int | None = None, precision: LLMPrecision = "auto") -> LLMBackend:
     """The backend a registered strategy asks for, cached under the context's cache folder."""
     from rankstack.llm.models import load_backend
 

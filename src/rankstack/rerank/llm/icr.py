@@ -19,7 +19,7 @@ import numpy as np
 from rankstack.llm.base import LLMBackend
 from rankstack.registry import Context, register
 from rankstack.rerank.base import DocumentSource
-from rankstack.rerank.llm.base import LLMStage, backend_from
+from rankstack.rerank.llm.base import LLMPrecision, LLMStage, backend_from
 from rankstack.rerank.llm.prompts import ICR_CALIBRATION, icr_segments
 
 __all__ = ["ICRReranker", "icr_scores"]
@@ -57,7 +57,7 @@ class ICRReranker(LLMStage):
 @register("llm_icr", kind="reranker")
 def build_llm_icr(context: Context | None = None, model: str = "smollm2", depth: int | None = 20,
                   max_passage_tokens: int | None = 100, calibrate: bool = True, threads: int | None = None,
-                  cache: bool = True, progress: bool = False, precision: str = "auto") -> ICRReranker:
+                  cache: bool = True, progress: bool = False, precision: LLMPrecision = "auto") -> ICRReranker:
     """``bm25 % 20 >> llm_icr(model='smollm2')``: in-context reranking from attention, "N/A"-calibrated."""
     backend = backend_from(model, context, cache, threads, precision=precision)
     return ICRReranker(backend, documents=context.collection if context else None, depth=depth,

@@ -25,7 +25,7 @@ from rankstack.errors import InputError
 from rankstack.llm.base import LLMBackend
 from rankstack.registry import Context, register
 from rankstack.rerank.base import DocumentSource
-from rankstack.rerank.llm.base import LLMStage, backend_from, check_positive, order_to_scores
+from rankstack.rerank.llm.base import LLMPrecision, LLMStage, backend_from, check_positive, order_to_scores
 from rankstack.rerank.llm.prompts import identifiers, listwise_prompt
 from rankstack.rerank.llm.windows import apply_window, parse_permutation, sliding_windows
 
@@ -97,7 +97,7 @@ def build_llm_listwise(context: Context | None = None, model: str = "smollm2", w
                        max_passage_tokens: int | None = 100, max_new_tokens: int | None = None,
                        batch_size: int = 8, threads: int | None = None, cache: bool = True,
                        api_model: str | None = None, timeout: float = 60.0, retries: int = 3,
-                       progress: bool = False, precision: str = "auto") -> ListwiseReranker:
+                       progress: bool = False, precision: LLMPrecision = "auto") -> ListwiseReranker:
     """``bm25 % 20 >> llm_listwise(window=20, stride=10)``: RankGPT sliding windows, generated permutations."""
     check_positive("window", window)  # before the model loads: a bad argument fails at once
     check_positive("stride", stride)
@@ -111,7 +111,7 @@ def build_llm_first(context: Context | None = None, model: str = "smollm2", wind
                     depth: int | None = 20, max_passage_tokens: int | None = 100, batch_size: int = 8,
                     threads: int | None = None, cache: bool = True, api_model: str | None = None,
                     timeout: float = 60.0, retries: int = 3, progress: bool = False,
-                    precision: str = "auto") -> ListwiseReranker:
+                    precision: LLMPrecision = "auto") -> ListwiseReranker:
     """``bm25 % 20 >> llm_first(window=20)``: FIRST, the window ordered by the first token's logits."""
     check_positive("window", window)  # before the model loads: a bad argument fails at once
     check_positive("stride", stride)
@@ -126,7 +126,7 @@ def build_llm_fullrank(context: Context | None = None, model: str = "smollm2",
                        max_passage_tokens: int | None = 100, max_new_tokens: int | None = None,
                        batch_size: int = 8, threads: int | None = None, cache: bool = True,
                        api_model: str | None = None, timeout: float = 60.0, retries: int = 3,
-                       progress: bool = False, precision: str = "auto") -> ListwiseReranker:
+                       progress: bool = False, precision: LLMPrecision = "auto") -> ListwiseReranker:
     """``bm25 % 20 >> llm_fullrank(mode='first')``: the whole top ``depth`` in one context (or an error)."""
     backend, docs = _common(context, model, cache, threads, batch_size, api_model, timeout, retries, precision)
     if mode == "first" and depth is not None and depth > 26:

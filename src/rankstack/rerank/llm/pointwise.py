@@ -20,7 +20,7 @@ from rankstack.llm.base import LLMBackend
 from rankstack.pipeline.stage import StageInput
 from rankstack.registry import Context, register
 from rankstack.rerank.base import DocumentSource, PairScorer
-from rankstack.rerank.llm.base import backend_from, check_positive, cost_metadata
+from rankstack.rerank.llm.base import LLMPrecision, backend_from, check_positive, cost_metadata
 from rankstack.rerank.llm.prompts import EMPTY_DOC, YES_NO, pointwise_prompt
 from rankstack.types import Run
 
@@ -85,7 +85,7 @@ def build_llm_pointwise(context: Context | None = None, model: str = "smollm2", 
                         batch_size: int = 8, max_passage_tokens: int | None = 100, combine: str | None = None,
                         alpha: float = 0.5, norm: str = "zscore", threads: int | None = None, cache: bool = True,
                         api_model: str | None = None, timeout: float = 60.0, retries: int = 3,
-                        progress: bool = False, precision: str = "auto") -> PointwiseLLMReranker:
+                        progress: bool = False, precision: LLMPrecision = "auto") -> PointwiseLLMReranker:
     """``bm25 % 20 >> llm_pointwise(model='smollm2')``: yes/no log-odds of an LLM per passage."""
     backend = backend_from(model, context, cache, threads, batch_size, api_model, timeout, retries,
                            precision=precision)

@@ -28,7 +28,7 @@ from rankstack.errors import InputError
 from rankstack.llm.base import LLMBackend
 from rankstack.registry import Context, register
 from rankstack.rerank.base import DocumentSource
-from rankstack.rerank.llm.base import LLMStage, backend_from, check_positive, order_to_scores
+from rankstack.rerank.llm.base import LLMPrecision, LLMStage, backend_from, check_positive, order_to_scores
 from rankstack.rerank.llm.prompts import PRP_CHOICES, prp_prompt
 
 __all__ = ["PRPReranker", "prp_allpairs_scores", "VARIANTS"]
@@ -154,7 +154,7 @@ def build_llm_prp(context: Context | None = None, model: str = "smollm2",
                   depth: int | None = 20, max_passage_tokens: int | None = 100, batch_size: int = 8,
                   threads: int | None = None, cache: bool = True, api_model: str | None = None,
                   timeout: float = 60.0, retries: int = 3, progress: bool = False,
-                  precision: str = "auto") -> PRPReranker:
+                  precision: LLMPrecision = "auto") -> PRPReranker:
     """``bm25 % 20 >> llm_prp(variant='sorting', k=10)``: pairwise ranking prompting, both orders."""
     backend = backend_from(model, context, cache, threads, batch_size, api_model, timeout, retries,
                            precision=precision)

@@ -22,7 +22,7 @@ from rankstack.errors import InputError
 from rankstack.llm.base import LLMBackend
 from rankstack.registry import Context, register
 from rankstack.rerank.base import DocumentSource
-from rankstack.rerank.llm.base import backend_from
+from rankstack.rerank.llm.base import LLMPrecision, backend_from
 from rankstack.rerank.llm.pointwise import PointwiseLLMReranker
 from rankstack.rerank.llm.prompts import EMPTY_DOC, query_likelihood_prompt
 
@@ -63,7 +63,7 @@ def build_llm_query_likelihood(context: Context | None = None, model: str = "smo
                                batch_size: int = 8, max_passage_tokens: int | None = 200,
                                combine: str | None = None, alpha: float = 0.5, norm: str = "zscore",
                                threads: int | None = None, cache: bool = True,
-                               progress: bool = False, precision: str = "auto") -> QueryLikelihoodReranker:
+                               progress: bool = False, precision: LLMPrecision = "auto") -> QueryLikelihoodReranker:
     """``bm25 % 20 >> llm_query_likelihood(model='smollm2')``: UPR's query likelihood per passage."""
     backend = backend_from(model, context, cache, threads, batch_size, precision=precision)
     return QueryLikelihoodReranker(backend, documents=context.collection if context else None, depth=depth,
