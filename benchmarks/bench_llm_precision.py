@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -30,9 +31,12 @@ from rankstack.hardware import bf16_support
 from rankstack.llm.models import load_backend
 from rankstack.llm.transformers_backend import TransformersBackend
 from rankstack.rerank.llm import PointwiseLLMReranker, QueryLikelihoodReranker
-from rankstack.retrieve.bm25 import BM25Retriever
 from rankstack.synth.generators import build_generator
 from rankstack.synth.selection import select_uniform
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_llm_quant import bm25_pairs  # noqa: E402
+from bench_train_step import cpu_name  # noqa: E402
 
 
 def main() -> None:
@@ -50,15 +54,10 @@ def main() -> None:
     coll = Collection(args.collection)
     corpus = [d for d in coll.corpus() if d.contents.strip()]
     docs = [corpus[i] for i in select_uniform(len(corpus), args.docs, seed=0).indices]
-    queries, judged = coll.queries("test"), set(coll.qrels("test").query_ids)
-    qids = sorted((q for q in queries.qids if q in judged), key=lambda q: (len(q), q))[: args.queries]
-    run = (BM25Retriever.from_collection(coll) % args.depth)(queries.subset(qids))
-    lookup = coll.documents()
-    q_texts = [queries[str(q)] for q in run.qids]
-    d_texts = [lookup[str(d)].contents for d in run.docids]
-    cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.split(":")[-1]
+    q_texts, d_texts = bm25_pairs(coll, args.queries, args.depth)  # the pairs bench_llm_quant.py scores
+    cpu = cpu_name()
     native, why = bf16_support()
-    print(f"CPU {cpu.strip()}; native bf16: {native} ({why}); {len(docs)} documents, {len(q_texts)} pairs", flush=True)
+    print(f"CPU {cpu}; native bf16: {native} ({why}); {len(docs)} documents, {len(q_texts)} pairs", flush=True)
 
     fp32 = load_backend("smollm2", cache=False, threads=args.threads, batch_size=args.batch_size, precision="fp32")
     backends = {"fp32": fp32}
@@ -99,7 +98,7 @@ def main() -> None:
             print(json.dumps({k: v for k, v in row.items() if k != "examples"}), flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cpu": cpu.strip(), "native_bf16": native, "why": why, "args": vars(args), "rows": rows},
+            json.dump({"cpu": cpu, "native_bf16": native, "why": why, "args": vars(args), "rows": rows},
                       f, indent=1)
 
 

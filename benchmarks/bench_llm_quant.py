@@ -16,8 +16,9 @@ import argparse
 import copy
 import json
 import statistics
-import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +27,18 @@ from rankstack.llm.models import load_backend
 from rankstack.llm.transformers_backend import TransformersBackend
 from rankstack.rerank.llm import QueryLikelihoodReranker
 from rankstack.retrieve.bm25 import BM25Retriever
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_train_step import cpu_name  # noqa: E402
+
+
+def bm25_pairs(coll: Collection, n_queries: int, depth: int) -> tuple[list[str], list[str]]:
+    """(query, passage) texts: BM25's top ``depth`` for the ``n_queries`` judged test queries with the shortest ids."""
+    queries, judged = coll.queries("test"), set(coll.qrels("test").query_ids)
+    qids = sorted((q for q in queries.qids if q in judged), key=lambda q: (len(q), q))[:n_queries]
+    run = (BM25Retriever.from_collection(coll) % depth)(queries.subset(qids))
+    docs = coll.documents()
+    return [queries[str(q)] for q in run.qids], [docs[str(d)].contents for d in run.docids]
 
 
 def quantised(model, per_channel: bool, keep_head: bool):
@@ -50,14 +63,8 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
 
-    coll = Collection(args.collection)
-    queries, judged = coll.queries("test"), set(coll.qrels("test").query_ids)
-    qids = sorted((q for q in queries.qids if q in judged), key=lambda q: (len(q), q))[: args.queries]
-    run = (BM25Retriever.from_collection(coll) % args.depth)(queries.subset(qids))
-    docs = coll.documents()
-    q_texts = [queries[str(q)] for q, d in zip(run.qids, run.docids)]
-    d_texts = [docs[str(d)].contents for d in run.docids]
-    cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.split(":")[-1]
+    q_texts, d_texts = bm25_pairs(Collection(args.collection), args.queries, args.depth)
+    cpu = cpu_name()
 
     fp32 = load_backend("smollm2", cache=False, threads=args.threads, precision="fp32")
     variants = {"fp32": fp32}
@@ -69,7 +76,7 @@ def main() -> None:
     from rankstack.hardware import bf16_support
 
     bf16, why = bf16_support()
-    print(f"CPU {cpu.strip()}; bf16: {bf16} ({why}); {len(q_texts)} pairs", flush=True)
+    print(f"CPU {cpu}; bf16: {bf16} ({why}); {len(q_texts)} pairs", flush=True)
     if bf16:  # the backend's own bf16 path (precision="bf16": autocast around every forward)
         scorers["bf16 autocast"] = QueryLikelihoodReranker(
             TransformersBackend(fp32.model, fp32.tokenizer, "bf16", threads=args.threads, precision="bf16"),
@@ -91,7 +98,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cpu": cpu.strip(), "args": vars(args), "rows": rows}, f, indent=1)
+            json.dump({"cpu": cpu, "args": vars(args), "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

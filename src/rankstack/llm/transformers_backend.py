@@ -9,8 +9,9 @@ GGUF (``gguf_file=``) and offers batched forwards, generation with per-token sco
 Precision: ``precision="auto"`` (default) runs every forward under bf16 autocast where the CPU has native
 bf16 (AMX or AVX-512 BF16; :func:`rankstack.hardware.resolve_precision`, the rule the encoders and the
 cross-encoder follow) and fp32 elsewhere, where bf16 is emulated and slower. The vocabulary projection (LM
-head) stays fp32 under autocast: bf16 logits of magnitude ~20 are rounded to steps of 0.125, which turned
-close yes/no log-odds into ties (Pearson with fp32 0.959 -> 0.996 with the fp32 head, SmolLM2 on cranfield).
+head) stays fp32 under autocast: bf16 keeps 8 significant bits (a logit between 16 and 32 becomes a multiple
+of 0.125), too coarse for yes/no log-odds that differ by tenths (Pearson with fp32 0.959 -> 0.996 with the
+fp32 head, SmolLM2 on cranfield).
 Measured per primitive (benchmarks/bench_llm_precision.py): BENCHMARKS.md. bf16 changes the numbers slightly, so a backend
 running it carries ``+bf16`` in its :attr:`name`: cached answers and generated-query files of one precision
 are never mistaken for the other's.
